@@ -1,0 +1,90 @@
+"""GenHub's error tree. Each error knows its gRPC status code and whether a retry may succeed.
+
+Errors are translated at two borders only: adapters map driver and SDK exceptions into this tree,
+and the server interceptor (`genhub.common.grpc_errors`) maps it out to gRPC statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One bad field of a request: its path (e.g. ``image.size``) and why it is bad."""
+
+    field: str
+    description: str
+
+
+class GenHubError(Exception):
+    """Root of every GenHub error."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "",
+        metadata: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or type(self).__name__.upper()
+        self.metadata = dict(metadata or {})
+        self.retry_after = retry_after
+
+
+class InvalidArgument(GenHubError):
+    """The request is malformed; ``violations`` name each bad field."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, violations: Sequence[FieldViolation]) -> None:
+        self.violations = list(violations)
+        summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(f"invalid request: {summary}", reason="INVALID_ARGUMENT")
+
+    @classmethod
+    def one(cls, field: str, description: str) -> InvalidArgument:
+        """An error for a single bad field."""
+        return cls([FieldViolation(field, description)])
+
+
+class NotFound(GenHubError):
+    """The named resource does not exist."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(GenHubError):
+    """A resource with the same unique key exists."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(GenHubError):
+    """The resource is not in a state that allows the operation."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Unavailable(GenHubError):
+    """A dependency is down; the caller may retry."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    retryable = True
+
+
+class StoreError(Unavailable):
+    """The task store (MongoDB or the task-store service) could not be reached."""
+
+
+class BrokerError(Unavailable):
+    """RabbitMQ could not be reached or refused a publish."""

@@ -1,0 +1,1 @@
+"""dispatcher: the worker runtime; consume -> route -> call -> record -> ack."""

@@ -1,0 +1,73 @@
+"""Dispatcher composition root: provider adapter, task-store client, RabbitMQ, worker, sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aio_pika
+from prometheus_client import start_http_server
+
+from genhub.common import store_client
+from genhub.common.server import wait_for_signal
+from genhub.dispatcher.config import DispatcherSettings
+from genhub.dispatcher.sweeper import Sweeper
+from genhub.dispatcher.worker import Worker
+from genhub.providers.sdk import Provider, load_provider
+from genhub.v1 import provider_pb2
+
+log = logging.getLogger(__name__)
+
+
+def declared_provider(provider: Provider) -> provider_pb2.Provider:
+    """The catalogue a worker declares to task-store at start."""
+    models = list(provider.catalogue())
+    return provider_pb2.Provider(
+        name=provider.name,
+        display_name=provider.display_name,
+        enabled=True,
+        task_types=sorted({m.type for m in models}),
+        models=models,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: DispatcherSettings, provider: Provider | None = None
+) -> AsyncIterator[Worker]:
+    """Run a worker (and its sweeper) for ``settings.provider``; drains on exit."""
+    adapter = provider or load_provider(settings.provider)
+    connection = await aio_pika.connect_robust(settings.amqp_url.get_secret_value(), timeout=10)
+    sweeper_task: asyncio.Task[None] | None = None
+    try:
+        async with store_client.connect(settings.taskstore_addr) as store:
+            await store.put_provider(declared_provider(adapter))
+            channel = await connection.channel(publisher_confirms=True)
+            worker = Worker(settings, adapter, store, channel)
+            await worker.start()
+            sweeper = Sweeper(settings, store, await connection.channel(publisher_confirms=True))
+            sweeper_task = asyncio.create_task(sweeper.run_forever())
+            log.info(
+                "worker consuming",
+                extra={"provider": adapter.name, "concurrency": settings.concurrency},
+            )
+            try:
+                yield worker
+            finally:
+                sweeper_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper_task
+                await worker.drain(settings.drain_grace_seconds)
+    finally:
+        await connection.close()
+        await adapter.aclose()
+
+
+async def serve(settings: DispatcherSettings) -> None:
+    """Run until SIGTERM/SIGINT, then drain."""
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    async with running(settings):
+        await wait_for_signal()

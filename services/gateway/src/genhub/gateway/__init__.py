@@ -1,0 +1,1 @@
+"""gateway: the public gRPC API; validates, stores and publishes tasks."""

@@ -1,0 +1,59 @@
+"""Gateway composition root: task-store client, RabbitMQ publisher, Redis watcher, gRPC server."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from prometheus_client import start_http_server
+
+from genhub.common import store_client
+from genhub.common.server import Server, wait_for_signal
+from genhub.gateway.catalogue import Catalogue
+from genhub.gateway.config import GatewaySettings
+from genhub.gateway.publisher import TaskPublisher
+from genhub.gateway.servicer import TaskServicer
+from genhub.gateway.watcher import TaskWatcher
+from genhub.v1 import task_service_pb2, task_service_pb2_grpc
+
+log = logging.getLogger(__name__)
+SERVICE_NAMES = [task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name]
+
+
+@contextlib.asynccontextmanager
+async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]]:
+    """Start the gateway; yields the server and its port, stops it on exit."""
+    redis = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=2)
+    publisher = TaskPublisher(settings.amqp_url.get_secret_value())
+    async with store_client.connect(settings.taskstore_addr) as store:
+        server = Server(SERVICE_NAMES)
+        task_service_pb2_grpc.add_TaskServiceServicer_to_server(
+            TaskServicer(
+                store,
+                publisher,
+                Catalogue(store, settings.catalogue_ttl_seconds),
+                TaskWatcher(store, redis, settings.events_prefix),
+            ),
+            server.grpc,
+        )
+        port = server.bind(settings.gateway_listen)
+        try:
+            await server.start()
+            await publisher.connect()
+            await server.mark_serving()
+            log.info("gateway serving", extra={"port": port})
+            yield server, port
+        finally:
+            await server.stop()
+            await publisher.close()
+            await redis.aclose()
+
+
+async def serve(settings: GatewaySettings) -> None:
+    """Run until SIGTERM/SIGINT."""
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    async with running(settings):
+        await wait_for_signal()

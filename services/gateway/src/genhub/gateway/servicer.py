@@ -1,0 +1,223 @@
+"""The public TaskService: validate, store, publish; read, list, cancel, delete, watch."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from genhub.common import logging as glog
+from genhub.common.errors import BrokerError, FailedPrecondition, InvalidArgument
+from genhub.common.store_client import TaskStoreClient
+from genhub.common.topology import TaskMessage
+from genhub.gateway import validation
+from genhub.gateway.catalogue import Catalogue
+from genhub.gateway.publisher import TaskPublisher
+from genhub.gateway.watcher import TERMINAL, TaskWatcher
+from genhub.store.v1 import task_store_pb2
+from genhub.v1 import task_pb2, task_service_pb2, task_service_pb2_grpc
+
+log = logging.getLogger(__name__)
+Context = grpc.aio.ServicerContext[Any, Any]
+MAX_PAGE_SIZE = 500
+S = task_pb2
+
+
+class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
+    """Implements genhub.v1.TaskService over task-store, RabbitMQ and Redis events."""
+
+    def __init__(
+        self,
+        store: TaskStoreClient,
+        publisher: TaskPublisher,
+        catalogue: Catalogue,
+        watcher: TaskWatcher,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._catalogue = catalogue
+        self._watcher = watcher
+
+    async def CreateImageTask(
+        self, request: task_service_pb2.CreateImageTaskRequest, context: Context
+    ) -> task_service_pb2.CreateImageTaskResponse:
+        """Validate, store and queue an image task."""
+        v = validation.Violations()
+        if not request.HasField("image"):
+            v.add("image", "is required")
+        model = await self._model(request, S.TASK_TYPE_IMAGE, v)
+        validation.check_image(v, request.image, model)
+        task = self._new_task(request, S.TASK_TYPE_IMAGE, v)
+        task.image.CopyFrom(request.image)
+        return task_service_pb2.CreateImageTaskResponse(task=await self._create(task, request))
+
+    async def CreateVideoTask(
+        self, request: task_service_pb2.CreateVideoTaskRequest, context: Context
+    ) -> task_service_pb2.CreateVideoTaskResponse:
+        """Validate, store and queue a video task."""
+        v = validation.Violations()
+        if not request.HasField("video"):
+            v.add("video", "is required")
+        model = await self._model(request, S.TASK_TYPE_VIDEO, v)
+        validation.check_video(v, request.video, model)
+        task = self._new_task(request, S.TASK_TYPE_VIDEO, v)
+        task.video.CopyFrom(request.video)
+        return task_service_pb2.CreateVideoTaskResponse(task=await self._create(task, request))
+
+    async def CreateTextTask(
+        self, request: task_service_pb2.CreateTextTaskRequest, context: Context
+    ) -> task_service_pb2.CreateTextTaskResponse:
+        """Validate, store and queue a text task."""
+        v = validation.Violations()
+        if not request.HasField("text"):
+            v.add("text", "is required")
+        model = await self._model(request, S.TASK_TYPE_TEXT, v)
+        validation.check_text(v, request.text, model)
+        task = self._new_task(request, S.TASK_TYPE_TEXT, v)
+        task.text.CopyFrom(request.text)
+        return task_service_pb2.CreateTextTaskResponse(task=await self._create(task, request))
+
+    async def _model(
+        self, request: Any, task_type: task_pb2.TaskType.ValueType, v: validation.Violations
+    ) -> Any:
+        try:
+            return validation.resolve_model(
+                await self._catalogue.providers(), request.provider, request.model, task_type
+            )
+        except InvalidArgument as exc:
+            # Report the catalogue problem together with every other bad field.
+            v.items[:0] = exc.violations
+            v.raise_if_any()
+            raise
+
+    def _new_task(
+        self, request: Any, task_type: task_pb2.TaskType.ValueType, v: validation.Violations
+    ) -> task_pb2.Task:
+        validation.check_common(
+            v,
+            priority=request.priority,
+            user_id=request.user_id,
+            idempotency_key=request.idempotency_key,
+            labels=request.labels,
+            wait=request.wait,
+        )
+        v.raise_if_any()
+        return task_pb2.Task(
+            user_id=request.user_id,
+            idempotency_key=request.idempotency_key,
+            type=task_type,
+            provider=request.provider,
+            model=request.model,
+            priority=request.priority or S.PRIORITY_DEFAULT,
+            labels=request.labels,
+        )
+
+    async def _create(self, task: task_pb2.Task, request: Any) -> task_pb2.Task:
+        stored, created = await self._store.insert(task)
+        glog.task_id.set(stored.task_id)
+        if created:
+            stored = await self._enqueue(stored)
+        wait = request.wait.seconds + request.wait.nanos / 1e9
+        if wait > 0 and stored.status not in TERMINAL:
+            stored = await self._watcher.wait_finished(stored.task_id, wait)
+        return stored
+
+    async def _enqueue(self, task: task_pb2.Task) -> task_pb2.Task:
+        # Publish first, then record queued: a crash in between leaves a pending task, which the
+        # sweeper re-publishes; never a queued task without a message.
+        try:
+            await self._publisher.publish(
+                task.provider, TaskMessage(task.task_id), priority=task.priority
+            )
+        except BrokerError as exc:
+            log.warning("task left pending for the sweeper: %s", exc)
+            return task
+        try:
+            queued, _ = await self._store.transition(
+                task.task_id, [S.TASK_STATUS_PENDING], S.TASK_STATUS_QUEUED
+            )
+            return queued
+        except FailedPrecondition:
+            # A worker already took it (pending -> running); report what it is now.
+            current, _ = await self._store.get(task.task_id)
+            return current
+
+    async def GetTask(
+        self, request: task_service_pb2.GetTaskRequest, context: Context
+    ) -> task_service_pb2.GetTaskResponse:
+        """Return a task."""
+        _require_task_id(request.task_id)
+        task, _ = await self._store.get(request.task_id)
+        return task_service_pb2.GetTaskResponse(task=task)
+
+    async def ListTasks(
+        self, request: task_service_pb2.ListTasksRequest, context: Context
+    ) -> task_service_pb2.ListTasksResponse:
+        """Return a page of tasks, newest first."""
+        v = validation.Violations()
+        if request.page_size < 0:
+            v.add("page_size", "must not be negative")
+        if request.type not in task_pb2.TaskType.values():
+            v.add("type", "is not a task type")
+        if request.status not in task_pb2.TaskStatus.values():
+            v.add("status", "is not a task status")
+        v.raise_if_any()
+        page = await self._store.list_tasks(
+            task_store_pb2.ListTasksRequest(
+                user_id=request.user_id,
+                type=request.type,
+                statuses=[request.status] if request.status else [],
+                page_size=min(request.page_size or 50, MAX_PAGE_SIZE),
+                page_token=request.page_token,
+            )
+        )
+        return task_service_pb2.ListTasksResponse(
+            tasks=page.tasks, next_page_token=page.next_page_token
+        )
+
+    async def DeleteTask(
+        self, request: task_service_pb2.DeleteTaskRequest, context: Context
+    ) -> task_service_pb2.DeleteTaskResponse:
+        """Delete a task; its worker skips it."""
+        _require_task_id(request.task_id)
+        await self._store.delete(request.task_id)
+        return task_service_pb2.DeleteTaskResponse()
+
+    async def CancelTask(
+        self, request: task_service_pb2.CancelTaskRequest, context: Context
+    ) -> task_service_pb2.CancelTaskResponse:
+        """Cancel an unfinished task; FAILED_PRECONDITION once it has finished."""
+        _require_task_id(request.task_id)
+        for _ in range(5):  # the task may move between our read and our write
+            task, _ = await self._store.get(request.task_id)
+            if task.status in TERMINAL:
+                raise FailedPrecondition(
+                    f"task {task.task_id} already finished ({S.TaskStatus.Name(task.status)}); "
+                    "only pending, queued or running tasks can be cancelled",
+                    reason="TASK_FINISHED",
+                    metadata={"status": S.TaskStatus.Name(task.status)},
+                )
+            try:
+                cancelled, _ = await self._store.transition(
+                    task.task_id, [task.status], S.TASK_STATUS_CANCELLED
+                )
+            except FailedPrecondition:
+                continue
+            return task_service_pb2.CancelTaskResponse(task=cancelled)
+        raise FailedPrecondition("task kept changing; retry the cancel", reason="CONTENDED")
+
+    async def WatchTask(
+        self, request: task_service_pb2.WatchTaskRequest, context: Context
+    ) -> AsyncIterator[task_service_pb2.WatchTaskResponse]:
+        """Stream the task on every status change until it is terminal."""
+        _require_task_id(request.task_id)
+        async for task in self._watcher.changes(request.task_id):
+            yield task_service_pb2.WatchTaskResponse(task=task)
+
+
+def _require_task_id(task_id: str) -> None:
+    if not task_id:
+        raise InvalidArgument.one("task_id", "is required")
+    glog.task_id.set(task_id)

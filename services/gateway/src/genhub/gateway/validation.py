@@ -1,0 +1,191 @@
+"""Validation of create requests against the provider catalogue; every rule names its field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from google.protobuf import duration_pb2
+
+from genhub.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from genhub.v1 import provider_pb2, task_pb2
+
+DEFAULT_MAX_PROMPT_CHARS = 10_000
+MAX_WAIT_SECONDS = 60
+MAX_LABELS = 32
+MAX_ID_CHARS = 128
+MAX_REFERENCE_IMAGES = 10
+MAX_MESSAGES = 200
+ROLES = frozenset({"system", "user", "assistant"})
+_TYPE_WORD = {
+    task_pb2.TASK_TYPE_IMAGE: "image",
+    task_pb2.TASK_TYPE_VIDEO: "video",
+    task_pb2.TASK_TYPE_TEXT: "text",
+}
+
+
+@dataclass
+class Violations:
+    """Collects every problem of a request, so one answer lists them all."""
+
+    items: list[FieldViolation] = field(default_factory=list)
+
+    def add(self, path: str, description: str) -> None:
+        self.items.append(FieldViolation(path, description))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidArgument(self.items)
+
+
+def resolve_model(
+    providers: Mapping[str, provider_pb2.Provider],
+    provider: str,
+    model: str,
+    task_type: task_pb2.TaskType.ValueType,
+) -> provider_pb2.Model:
+    """The catalogue entry for (provider, model); InvalidArgument naming the field otherwise."""
+    v = Violations()
+    if not provider:
+        v.add("provider", "is required")
+    if not model:
+        v.add("model", "is required")
+    v.raise_if_any()
+    entry = providers.get(provider)
+    if entry is None:
+        known = ", ".join(sorted(providers)) or "none registered"
+        raise InvalidArgument.one("provider", f"unknown provider {provider!r} (known: {known})")
+    if not entry.enabled:
+        raise FailedPrecondition(
+            f"provider {provider!r} is disabled; enable it with ProviderService.EnableProvider "
+            f"(POST /api/v1/providers/{provider}:enable)",
+            reason="PROVIDER_DISABLED",
+            metadata={"provider": provider},
+        )
+    for candidate in entry.models:
+        if candidate.model == model:
+            if candidate.type != task_type:
+                raise InvalidArgument.one(
+                    "model",
+                    f"{model!r} is a {_TYPE_WORD.get(candidate.type, 'other')} model, "
+                    f"not a {_TYPE_WORD[task_type]} model",
+                )
+            return candidate
+    same_type = sorted(m.model for m in entry.models if m.type == task_type)
+    raise InvalidArgument.one(
+        "model",
+        f"unknown model {model!r} for provider {provider!r} "
+        f"({_TYPE_WORD[task_type]} models: {', '.join(same_type) or 'none'})",
+    )
+
+
+def _check_prompt(v: Violations, path: str, prompt: str, model: provider_pb2.Model) -> None:
+    limit = model.max_prompt_chars or DEFAULT_MAX_PROMPT_CHARS
+    if not prompt.strip():
+        v.add(path, "is required and must not be blank")
+    elif len(prompt) > limit:
+        v.add(path, f"is {len(prompt)} characters; {model.model} accepts at most {limit}")
+
+
+def _check_choice(v: Violations, path: str, value: str, allowed: list[str]) -> None:
+    if value and allowed and value not in allowed:
+        v.add(path, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
+
+
+def _check_media_url(v: Violations, path: str, url: str) -> None:
+    # Only https and inline data: URLs; plain http and other schemes could reach internal hosts.
+    if url.startswith("data:image/"):
+        return
+    parsed = urlparse(url)
+    if parsed.scheme != "https" or not parsed.hostname:
+        v.add(path, "must be an https:// URL or a data:image/... URL")
+
+
+def check_common(
+    v: Violations,
+    *,
+    priority: task_pb2.Priority.ValueType,
+    user_id: str,
+    idempotency_key: str,
+    labels: Mapping[str, str],
+    wait: duration_pb2.Duration,
+) -> None:
+    """Rules shared by every create request."""
+    if priority not in task_pb2.Priority.values():
+        v.add("priority", "must be PRIORITY_LOW, PRIORITY_DEFAULT or PRIORITY_CRITICAL")
+    if len(user_id) > MAX_ID_CHARS:
+        v.add("user_id", f"is longer than {MAX_ID_CHARS} characters")
+    if len(idempotency_key) > MAX_ID_CHARS:
+        v.add("idempotency_key", f"is longer than {MAX_ID_CHARS} characters")
+    if len(labels) > MAX_LABELS:
+        v.add("labels", f"has {len(labels)} entries; at most {MAX_LABELS} are allowed")
+    for key, value in labels.items():
+        if not key or len(key) > 63:
+            v.add("labels", f"key {key[:70]!r} must be 1-63 characters")
+        if len(value) > 256:
+            v.add(f"labels[{key}]", "value is longer than 256 characters")
+    seconds = wait.seconds + wait.nanos / 1e9
+    if seconds < 0:
+        v.add("wait", "must not be negative")
+    elif seconds > MAX_WAIT_SECONDS:
+        v.add("wait", f"must be at most {MAX_WAIT_SECONDS}s")
+
+
+def check_image(v: Violations, spec: task_pb2.ImageSpec, model: provider_pb2.Model) -> None:
+    """Rules for an image spec."""
+    _check_prompt(v, "image.prompt", spec.prompt, model)
+    if len(spec.negative_prompt) > (model.max_prompt_chars or DEFAULT_MAX_PROMPT_CHARS):
+        v.add("image.negative_prompt", "is longer than the model's prompt limit")
+    _check_choice(v, "image.size", spec.size, list(model.sizes))
+    most = model.max_images or 1
+    if spec.n < 0 or spec.n > most:
+        v.add("image.n", f"must be between 1 and {most} for {model.model}")
+    if spec.HasField("guidance_scale") and not 0 <= spec.guidance_scale <= 20:
+        v.add("image.guidance_scale", "must be between 0 and 20")
+    if spec.response_format not in task_pb2.ImageResponseFormat.values():
+        v.add("image.response_format", "must be URL or B64_JSON")
+    if len(spec.reference_images) > MAX_REFERENCE_IMAGES:
+        v.add("image.reference_images", f"at most {MAX_REFERENCE_IMAGES} images")
+    for i, url in enumerate(spec.reference_images):
+        _check_media_url(v, f"image.reference_images[{i}]", url)
+
+
+def check_video(v: Violations, spec: task_pb2.VideoSpec, model: provider_pb2.Model) -> None:
+    """Rules for a video spec."""
+    _check_prompt(v, "video.prompt", spec.prompt, model)
+    _check_choice(v, "video.aspect_ratio", spec.aspect_ratio, list(model.aspect_ratios))
+    _check_choice(v, "video.resolution", spec.resolution, list(model.resolutions))
+    allowed = list(model.durations_seconds)
+    if spec.duration_seconds < 0:
+        v.add("video.duration_seconds", "must not be negative")
+    elif spec.duration_seconds and allowed and spec.duration_seconds not in allowed:
+        v.add(
+            "video.duration_seconds",
+            f"{spec.duration_seconds} is not allowed; allowed: {', '.join(map(str, allowed))}",
+        )
+    if spec.first_frame_image:
+        _check_media_url(v, "video.first_frame_image", spec.first_frame_image)
+
+
+def check_text(v: Violations, spec: task_pb2.TextSpec, model: provider_pb2.Model) -> None:
+    """Rules for a text spec."""
+    if spec.prompt and spec.messages:
+        v.add("text.messages", "give either text.prompt or text.messages, not both")
+    elif spec.messages:
+        if len(spec.messages) > MAX_MESSAGES:
+            v.add("text.messages", f"at most {MAX_MESSAGES} messages")
+        for i, message in enumerate(spec.messages):
+            if message.role not in ROLES:
+                v.add(f"text.messages[{i}].role", "must be system, user or assistant")
+            _check_prompt(v, f"text.messages[{i}].content", message.content, model)
+    else:
+        _check_prompt(v, "text.prompt", spec.prompt, model)
+    if spec.max_tokens < 0:
+        v.add("text.max_tokens", "must not be negative")
+    elif model.max_tokens and spec.max_tokens > model.max_tokens:
+        v.add("text.max_tokens", f"must be at most {model.max_tokens} for {model.model}")
+    if spec.HasField("temperature") and not 0 <= spec.temperature <= 2:
+        v.add("text.temperature", "must be between 0 and 2")
+    if spec.HasField("top_p") and not 0 < spec.top_p <= 1:
+        v.add("text.top_p", "must be greater than 0 and at most 1")

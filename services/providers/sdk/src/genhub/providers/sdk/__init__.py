@@ -1,0 +1,26 @@
+"""The contract between the dispatcher and provider adapters.
+
+A provider package implements :class:`Provider` and registers a factory under the
+``genhub.providers`` entry-point group; the dispatcher finds it by name, with no edit to core code.
+"""
+
+from genhub.providers.sdk.catalogue import load_catalogue
+from genhub.providers.sdk.errors import PermanentError, ProviderError, RetryableError
+from genhub.providers.sdk.protocol import Call, Finished, Outcome, Pending, Provider, Submitted
+from genhub.providers.sdk.registry import ENTRY_POINT_GROUP, available_providers, load_provider
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Call",
+    "Finished",
+    "Outcome",
+    "Pending",
+    "PermanentError",
+    "Provider",
+    "ProviderError",
+    "RetryableError",
+    "Submitted",
+    "available_providers",
+    "load_catalogue",
+    "load_provider",
+]

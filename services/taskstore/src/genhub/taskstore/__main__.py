@@ -1,0 +1,21 @@
+"""``genhub-taskstore``: run the task-store service."""
+
+from __future__ import annotations
+
+import asyncio
+
+from genhub.common.logging import configure_logging
+from genhub.common.settings import load_settings
+from genhub.taskstore.app import serve
+from genhub.taskstore.config import TaskStoreSettings
+
+
+def main() -> None:
+    """Entry point."""
+    settings = load_settings(TaskStoreSettings)
+    configure_logging("taskstore", settings.log_level)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

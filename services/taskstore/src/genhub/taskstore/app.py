@@ -1,0 +1,60 @@
+"""task-store composition root: MongoDB, Redis events, the gRPC server."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from prometheus_client import start_http_server
+from pymongo import AsyncMongoClient
+
+from genhub.common.events import EventPublisher
+from genhub.common.server import Server
+from genhub.store.v1 import task_store_pb2, task_store_pb2_grpc
+from genhub.taskstore.config import TaskStoreSettings
+from genhub.taskstore.repository import TaskRepository
+from genhub.taskstore.servicer import TaskStoreServicer
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = task_store_pb2.DESCRIPTOR.services_by_name["TaskStoreService"].full_name
+
+
+@contextlib.asynccontextmanager
+async def running(settings: TaskStoreSettings) -> AsyncIterator[tuple[Server, int]]:
+    """Start task-store; yields the server and its port, stops it on exit."""
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongo_url.get_secret_value(), tz_aware=True, serverSelectionTimeoutMS=5000
+    )
+    redis = aioredis.Redis.from_url(
+        settings.redis_url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
+    )
+    repository = TaskRepository(mongo, settings.mongo_db)
+    server = Server([SERVICE_NAME])
+    task_store_pb2_grpc.add_TaskStoreServiceServicer_to_server(
+        TaskStoreServicer(repository, EventPublisher(redis, settings.events_prefix)), server.grpc
+    )
+    port = server.bind(settings.taskstore_listen)
+    try:
+        await server.start()
+        await repository.ping()
+        await repository.ensure_indexes()
+        await server.mark_serving()
+        log.info("task-store serving", extra={"port": port, "database": settings.mongo_db})
+        yield server, port
+    finally:
+        await server.stop()
+        await redis.aclose()
+        await mongo.close()
+
+
+async def serve(settings: TaskStoreSettings) -> None:
+    """Run until SIGTERM/SIGINT."""
+    from genhub.common.server import wait_for_signal
+
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    async with running(settings):
+        await wait_for_signal()

@@ -1,0 +1,17 @@
+"""task-store settings, from ``GENHUB_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from genhub.common.settings import InfraSettings
+
+
+class TaskStoreSettings(InfraSettings):
+    """Where task-store listens and which database it owns."""
+
+    taskstore_listen: str = "127.0.0.1:50052"
+    mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
+    mongo_db: str = "genhub"
+    events_prefix: str = "genhub:"
+    metrics_port: int = 0

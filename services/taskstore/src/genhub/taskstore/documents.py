@@ -1,0 +1,137 @@
+"""How a task is laid out in MongoDB, and the conversions both ways.
+
+Indexed and filtered fields are top-level scalars (enums stored as lowercase names for people
+reading the collection); the typed spec, result, usage and error are stored as proto3 JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format, timestamp_pb2
+
+from genhub.taskstore import states
+from genhub.v1 import task_pb2
+
+TYPE_NAMES = {
+    task_pb2.TASK_TYPE_IMAGE: "image",
+    task_pb2.TASK_TYPE_VIDEO: "video",
+    task_pb2.TASK_TYPE_TEXT: "text",
+}
+TYPE_BY_NAME = {v: k for k, v in TYPE_NAMES.items()}
+PRIORITY_NAMES = {
+    task_pb2.PRIORITY_LOW: "low",
+    task_pb2.PRIORITY_DEFAULT: "default",
+    task_pb2.PRIORITY_CRITICAL: "critical",
+}
+PRIORITY_BY_NAME = {v: k for k, v in PRIORITY_NAMES.items()}
+
+
+def now() -> datetime:
+    """Current UTC time at MongoDB's (millisecond) precision."""
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def _dict(message: Any) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def prompt_text(task: task_pb2.Task) -> str:
+    """The text a prompt search looks in."""
+    kind = task.WhichOneof("spec")
+    if kind == "image":
+        return task.image.prompt
+    if kind == "video":
+        return task.video.prompt
+    if kind == "text":
+        return task.text.prompt or "\n".join(m.content for m in task.text.messages)
+    return ""
+
+
+def dedupe_key(task: task_pb2.Task) -> str:
+    """Unique per (user, idempotency key); the task id itself when no key was given, so the
+    unique index needs no sparse/partial support (FerretDB has neither)."""
+    if task.idempotency_key:
+        return f"key:{task.user_id}:{task.idempotency_key}"
+    return f"id:{task.task_id}"
+
+
+def to_document(task: task_pb2.Task, created: datetime) -> dict[str, Any]:
+    """A new task's document (status pending)."""
+    kind = task.WhichOneof("spec")
+    return {
+        "_id": task.task_id,
+        "user_id": task.user_id,
+        "idempotency_key": task.idempotency_key,
+        "dedupe_key": dedupe_key(task),
+        "type": TYPE_NAMES[task.type],
+        "provider": task.provider,
+        "model": task.model,
+        "priority": PRIORITY_NAMES.get(task.priority, "default"),
+        "spec_kind": kind,
+        "spec": _dict(getattr(task, kind)) if kind else {},
+        "prompt": prompt_text(task),
+        "labels": dict(task.labels),
+        "status": states.name(task_pb2.TASK_STATUS_PENDING),
+        "attempts": 0,
+        "run_id": "",
+        "error": None,
+        "result": None,
+        "usage": None,
+        "provider_job_id": "",
+        "created_at": created,
+        "updated_at": created,
+        "started_at": None,
+        "finished_at": None,
+    }
+
+
+def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+    return ts
+
+
+def from_document(doc: dict[str, Any]) -> task_pb2.Task:
+    """The API view of a stored task."""
+    task = task_pb2.Task(
+        task_id=doc["_id"],
+        user_id=doc.get("user_id", ""),
+        idempotency_key=doc.get("idempotency_key", ""),
+        type=TYPE_BY_NAME.get(doc.get("type", ""), task_pb2.TASK_TYPE_UNSPECIFIED),
+        provider=doc.get("provider", ""),
+        model=doc.get("model", ""),
+        priority=PRIORITY_BY_NAME.get(doc.get("priority", ""), task_pb2.PRIORITY_DEFAULT),
+        status=states.BY_NAME[doc["status"]],
+        attempts=int(doc.get("attempts", 0)),
+        labels=doc.get("labels") or {},
+        provider_job_id=doc.get("provider_job_id", ""),
+    )
+    kind = doc.get("spec_kind")
+    if kind:
+        json_format.ParseDict(doc.get("spec") or {}, getattr(task, kind))
+    if doc.get("error"):
+        json_format.ParseDict(doc["error"], task.error)
+    if doc.get("result"):
+        json_format.ParseDict(doc["result"], task.result)
+    if doc.get("usage"):
+        json_format.ParseDict(doc["usage"], task.usage)
+    for field, key in (
+        ("create_time", "created_at"),
+        ("update_time", "updated_at"),
+        ("start_time", "started_at"),
+        ("finish_time", "finished_at"),
+    ):
+        ts = _timestamp(doc.get(key))
+        if ts is not None:
+            getattr(task, field).CopyFrom(ts)
+    return task
+
+
+def as_dict(message: Any) -> dict[str, Any]:
+    """A message as stored (proto3 JSON with field names as in the proto)."""
+    return _dict(message)

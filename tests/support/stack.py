@@ -1,0 +1,110 @@
+"""The whole GenHub stack in this process: task-store, a demo worker and the gateway, on
+ephemeral ports, against the real RabbitMQ (own vhost), FerretDB (own database) and Redis
+(own key prefix)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from pydantic import SecretStr
+
+from genhub.common import store_client
+from genhub.common.store_client import TaskStoreClient
+from genhub.dispatcher import app as dispatcher_app
+from genhub.dispatcher.config import DispatcherSettings
+from genhub.dispatcher.worker import Worker
+from genhub.gateway import app as gateway_app
+from genhub.gateway.config import GatewaySettings
+from genhub.providers.demo import DemoProvider, DemoSettings
+from genhub.taskstore import app as taskstore_app
+from genhub.taskstore.config import TaskStoreSettings
+from genhub.v1 import task_service_pb2_grpc
+from tests.support import infra
+
+
+@dataclass
+class Stack:
+    """Handles on a running stack."""
+
+    tasks: task_service_pb2_grpc.TaskServiceAsyncStub
+    store: TaskStoreClient
+    worker: Worker | None
+    vhost: str
+    database: str
+    taskstore_addr: str
+    gateway_addr: str
+
+
+def dispatcher_settings(vhost: str, taskstore_addr: str, **overrides: Any) -> DispatcherSettings:
+    """Worker settings for tests: fast backoff, few attempts, no background sweeps."""
+    values: dict[str, Any] = {
+        "provider": "demo",
+        "amqp_url": infra.amqp_url(vhost),
+        "redis_url": infra.REDIS_URL,
+        "taskstore_addr": taskstore_addr,
+        "concurrency": 4,
+        "max_attempts": 3,
+        "backoff_base_seconds": 0.05,
+        "backoff_cap_seconds": 0.5,
+        "sweep_interval_seconds": 3600,
+        "drain_grace_seconds": 5,
+    }
+    values.update(overrides)
+    return DispatcherSettings(**values)
+
+
+@contextlib.asynccontextmanager
+async def start_stack(
+    vhost: str,
+    database: str,
+    *,
+    worker: bool = True,
+    demo: DemoSettings | None = None,
+    **dispatcher_overrides: Any,
+) -> AsyncIterator[Stack]:
+    """Run task-store, (optionally) a demo worker and the gateway until the block exits."""
+    prefix = f"{database}:"
+    ts_settings = TaskStoreSettings(
+        taskstore_listen="127.0.0.1:0",
+        mongo_url=SecretStr(infra.MONGO_URL),
+        mongo_db=database,
+        redis_url=SecretStr(infra.REDIS_URL),
+        events_prefix=prefix,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        _, ts_port = await stack.enter_async_context(taskstore_app.running(ts_settings))
+        taskstore_addr = f"127.0.0.1:{ts_port}"
+        running_worker = None
+        if worker:
+            running_worker = await stack.enter_async_context(
+                dispatcher_app.running(
+                    dispatcher_settings(vhost, taskstore_addr, **dispatcher_overrides),
+                    provider=DemoProvider(demo or DemoSettings(video_render_seconds=0.3)),
+                )
+            )
+        gw_settings = GatewaySettings(
+            gateway_listen="127.0.0.1:0",
+            taskstore_addr=taskstore_addr,
+            amqp_url=SecretStr(infra.amqp_url(vhost)),
+            redis_url=SecretStr(infra.REDIS_URL),
+            events_prefix=prefix,
+            catalogue_ttl_seconds=0.2,
+        )
+        _, gw_port = await stack.enter_async_context(gateway_app.running(gw_settings))
+        gateway_addr = f"127.0.0.1:{gw_port}"
+        channel = grpc.aio.insecure_channel(gateway_addr)
+        stack.push_async_callback(channel.close)
+        store = await stack.enter_async_context(store_client.connect(taskstore_addr))
+        yield Stack(
+            tasks=task_service_pb2_grpc.TaskServiceStub(channel),
+            store=store,
+            worker=running_worker,
+            vhost=vhost,
+            database=database,
+            taskstore_addr=taskstore_addr,
+            gateway_addr=gateway_addr,
+        )
