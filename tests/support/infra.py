@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
+import aio_pika
 import httpx
 
 AMQP_HOST = "127.0.0.1"
@@ -46,8 +47,10 @@ async def delete_vhost(name: str) -> None:
 
 
 async def queue_depth(vhost: str, queue: str) -> int:
-    """Messages ready in a queue, as the management API reports them."""
-    async with httpx.AsyncClient(base_url=MANAGEMENT, auth=AUTH, timeout=10) as client:
-        response = await client.get(f"/queues/{vhost}/{queue}")
-        response.raise_for_status()
-        return int(response.json().get("messages", 0))
+    """Messages ready in a queue, read with a passive declare (the management API's counts lag)."""
+    connection = await aio_pika.connect(amqp_url(vhost))
+    async with connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        count = declared.declaration_result.message_count
+        return int(count or 0)

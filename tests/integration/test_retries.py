@@ -1,0 +1,53 @@
+"""Retryable failures are retried with backoff; permanent ones fail; exhausted ones dead-letter."""
+
+from __future__ import annotations
+
+from genhub.common import topology
+from tests.support import infra
+from tests.support.stack import Stack
+from tests.support.tasks import S, text_request, wait_status
+from tests.support.waiting import eventually
+
+
+async def test_retryable_failure_is_retried_then_succeeds(stack: Stack) -> None:
+    task = (await stack.tasks.CreateTextTask(text_request("flaky [fail:retryable:2]"))).task
+    done = await wait_status(stack.tasks, task.task_id, {S.TASK_STATUS_SUCCEEDED})
+    assert done.attempts == 3  # two failures, then the success
+    assert "flaky" in done.result.text
+    assert not done.error.code  # a success clears the last attempt's error
+    # Backoff: the two retries waited at least base*2^0/2 + base*2^1/2 seconds in delay queues.
+    elapsed = (done.finish_time.ToNanoseconds() - done.create_time.ToNanoseconds()) / 1e9
+    assert elapsed >= 0.05 / 2 + 0.1 / 2
+    assert await infra.queue_depth(stack.vhost, topology.dead_queue("demo")) == 0
+
+
+async def test_permanent_failure_fails_at_once_with_the_error(stack: Stack) -> None:
+    task = (await stack.tasks.CreateTextTask(text_request("broken [fail:permanent]"))).task
+    failed = await wait_status(stack.tasks, task.task_id, {S.TASK_STATUS_FAILED})
+    assert failed.attempts == 1
+    assert failed.error.code == "DEMO_PERMANENT"
+    assert not failed.error.retryable
+    assert "permanent failure" in failed.error.message
+    assert await infra.queue_depth(stack.vhost, topology.dead_queue("demo")) == 0
+
+
+async def test_exhausted_retries_fail_the_task_and_dead_letter_the_message(stack: Stack) -> None:
+    task = (await stack.tasks.CreateTextTask(text_request("hopeless [fail:retryable:99]"))).task
+    failed = await wait_status(stack.tasks, task.task_id, {S.TASK_STATUS_FAILED})
+    assert failed.attempts == 3  # max_attempts in the test stack
+    assert failed.error.code == "DEMO_RETRYABLE"
+    assert failed.error.retryable
+    depth = await eventually(
+        lambda: infra.queue_depth(stack.vhost, topology.dead_queue("demo")),
+        lambda n: n == 1,
+        what="one dead-lettered message",
+    )
+    assert depth == 1
+
+
+async def test_empty_result_is_a_retryable_failure_never_a_success(stack: Stack) -> None:
+    task = (await stack.tasks.CreateTextTask(text_request("nothing [empty]"))).task
+    failed = await wait_status(stack.tasks, task.task_id, {S.TASK_STATUS_FAILED})
+    assert failed.error.code == "EMPTY_RESULT"
+    assert failed.attempts == 3
+    assert not failed.result.text
