@@ -56,7 +56,7 @@ show_logs() {
     for f in "$@"; do
         [[ -s "$f" ]] || continue
         printf -- '--- last lines of %s ---\n' "$f" >&2
-        tail -n 25 "$f" >&2
+        tail -n 12 "$f" >&2
     done
 }
 
@@ -68,6 +68,11 @@ fail() {
     die "$service: $msg (log: $*)"
 }
 
+# conflict SERVICE PORT WHAT LOG: the port is taken by something else.
+conflict() {
+    die "$1: port $HOST:$2 is in use by something that $3; free it or stop it (see: ss -ltnp 'sport = :$2'; log: $4)"
+}
+
 # ------------------------------------------------------------- helpers ----
 
 # shellcheck disable=SC2016  # $0/$1 are expanded by the inner bash
@@ -77,7 +82,7 @@ port_open() { timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$HOST" "$1" 2>/dev/n
 pid_matches() {
     local pid="$1" pattern="$2" cmdline
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+    cmdline="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" || return 1
     [[ "$cmdline" == *"$pattern"* ]]
 }
 
@@ -138,7 +143,7 @@ redis_start() {
         return 0
     fi
     if port_open "$REDIS_PORT"; then
-        redis_answers || fail redis "port $REDIS_PORT is in use by something that does not answer PING with PONG (see: ss -ltnp)" "$REDIS_LOG"
+        redis_answers || conflict redis "$REDIS_PORT" "does not answer PING with PONG" "$REDIS_LOG"
         log "redis: a server not started by infra.sh already answers on $HOST:$REDIS_PORT; using it"
         return 0
     fi
@@ -171,9 +176,13 @@ redis_not_ours_note() {
 
 # A real `ping` command over the MongoDB wire protocol (OP_MSG), so this needs
 # no driver. Accepts any server that answers ok: 1.
+# Debian's python3 first: a pyenv shim can fail in a directory whose
+# .python-version names an interpreter that is not installed.
 mongo_ping() {
-    command -v python3 >/dev/null || { port_open "$MONGO_PORT"; return; }
-    timeout 5 python3 - "$HOST" "$MONGO_PORT" <<'PY' 2>/dev/null
+    local py=/usr/bin/python3
+    [[ -x "$py" ]] || py="$(command -v python3 || true)"
+    [[ -n "$py" ]] || { port_open "$MONGO_PORT"; return; }
+    timeout 5 "$py" - "$HOST" "$MONGO_PORT" <<'PY' 2>/dev/null
 import socket, struct, sys
 
 host, port = sys.argv[1], int(sys.argv[2])
@@ -182,7 +191,7 @@ body = (b"\x10ping\x00" + struct.pack("<i", 1)
 doc = struct.pack("<i", len(body) + 5) + body + b"\x00"
 msg = struct.pack("<I", 0) + b"\x00" + doc            # flagBits, section kind 0
 header = struct.pack("<iiii", 16 + len(msg), 1, 0, 2013)  # OP_MSG
-with socket.create_connection((host, port), timeout=3) as s:
+with socket.create_connection((host, port), timeout=2) as s:
     s.sendall(header + msg)
     buf = b""
     while len(buf) < 4 or len(buf) < struct.unpack("<i", buf[:4])[0]:
@@ -204,7 +213,7 @@ ferret_start() {
         return 0
     fi
     if port_open "$MONGO_PORT"; then
-        mongo_ping || fail ferretdb "port $MONGO_PORT is in use by something that does not answer a MongoDB ping (see: ss -ltnp)" "$FERRET_LOG"
+        mongo_ping || conflict ferretdb "$MONGO_PORT" "does not answer a MongoDB ping" "$FERRET_LOG"
         log "ferretdb: a MongoDB-protocol server not started by infra.sh already answers on $HOST:$MONGO_PORT; using it"
         return 0
     fi
@@ -267,7 +276,7 @@ rabbit_mgmt_ok() {
 }
 rabbit_answers() { port_open "$AMQP_PORT" && rabbit_mgmt_ok; }
 rabbit_ours() {
-    ours "$RABBIT_PID" "$RABBIT_DIR" >/dev/null ||
+    ours "$RABBIT_PID" "-home $RABBIT_DIR " >/dev/null ||
         ours "$RABBIT_LAUNCHER_PID" "$RABBIT_LIB/rabbitmq-server" >/dev/null
 }
 
@@ -306,10 +315,12 @@ rabbit_start() {
         return 0
     fi
     if port_open "$AMQP_PORT"; then
-        rabbit_mgmt_ok || fail rabbitmq "port $AMQP_PORT is in use, but http://$HOST:$MGMT_PORT/api/overview does not answer guest/guest (a RabbitMQ without the management plugin, or not RabbitMQ; see: ss -ltnp)" "$RABBIT_LOG" "$RABBIT_CONSOLE"
+        rabbit_mgmt_ok || conflict rabbitmq "$AMQP_PORT" "is not a RabbitMQ whose management API (http://$HOST:$MGMT_PORT/api/overview) answers guest/guest" "$RABBIT_LOG"
         log "rabbitmq: a broker not started by infra.sh already answers on $HOST:$AMQP_PORT; using it"
         return 0
     fi
+    port_open "$MGMT_PORT" &&
+        conflict rabbitmq "$MGMT_PORT" "is not our RabbitMQ's management listener" "$RABBIT_LOG"
     [[ -x "$RABBIT_LIB/rabbitmq-server" ]] ||
         fail rabbitmq "$RABBIT_LIB/rabbitmq-server not found; run scripts/tools.sh" "$RABBIT_LOG"
     rabbit_write_config
@@ -317,11 +328,12 @@ rabbit_start() {
     log "rabbitmq: starting node $RABBIT_NODE on $HOST:$AMQP_PORT (management $HOST:$MGMT_PORT)"
     # Foreground mode (not -detached) so start-up errors land in console.log;
     # setsid detaches it from this shell and its terminal.
-    # A plain command (no function) after &, so $! is the launcher's own pid
-    # (env and setsid exec).
-    (cd "$RABBIT_DIR" && env "${RABBIT_ENV[@]}" setsid "$RABBIT_LIB/rabbitmq-server" \
+    # One simple command after & (no subshell, no function), so $! is the
+    # launcher's own pid (env and setsid exec) and no shell of ours lingers
+    # holding this script's stdout open.
+    env -C "$RABBIT_DIR" "${RABBIT_ENV[@]}" setsid "$RABBIT_LIB/rabbitmq-server" \
         </dev/null >>"$RABBIT_CONSOLE" 2>&1 &
-        printf '%s\n' "$!" >"$RABBIT_LAUNCHER_PID")
+    printf '%s\n' "$!" >"$RABBIT_LAUNCHER_PID"
 }
 
 rabbit_wait() {
@@ -344,7 +356,7 @@ rabbit_stop() {
     # `rabbitmqctl stop PIDFILE` returns once the node's OS process has exited.
     if ! rabbit_ctl stop ${pid:+"$RABBIT_PID"} >>"$RABBIT_CONSOLE" 2>&1; then
         log "rabbitmq: rabbitmqctl stop failed; signalling the processes (log: $RABBIT_CONSOLE)"
-        stop_pid rabbitmq "$RABBIT_PID" "$RABBIT_DIR" "$RABBIT_LOG" || true
+        stop_pid rabbitmq "$RABBIT_PID" "-home $RABBIT_DIR " "$RABBIT_LOG" || true
     fi
     # The launcher script exits when the node does; make sure.
     stop_pid rabbitmq-launcher "$RABBIT_LAUNCHER_PID" "$RABBIT_LIB/rabbitmq-server" "$RABBIT_CONSOLE" >/dev/null 2>&1 || true
@@ -355,10 +367,25 @@ rabbit_stop() {
 
 # ------------------------------------------------------------ commands ----
 
+# Fail on port conflicts before launching anything, so a failed `up` does not
+# leave half of the services running.
+preflight() {
+    if ! rabbit_ours && port_open "$AMQP_PORT" && ! rabbit_mgmt_ok; then
+        rabbit_start # reports the conflict
+    fi
+    if ! redis_ours && port_open "$REDIS_PORT" && ! redis_answers; then
+        redis_start
+    fi
+    if ! ferret_ours && port_open "$MONGO_PORT" && ! mongo_ping; then
+        ferret_start
+    fi
+}
+
 cmd_up() {
     "$ROOT/scripts/tools.sh"
     mkdir -p "$RABBIT_LOG_DIR" "$REDIS_DIR" "$FERRET_DIR"
     local t0=$SECONDS
+    preflight
     # Launch everything first (RabbitMQ is by far the slowest), then wait.
     rabbit_start
     redis_start
@@ -378,15 +405,17 @@ cmd_down() {
 
 # status_line NAME OURS_FN ANSWERS_FN PIDFILE ENDPOINT LOG
 status_line() {
-    local name="$1" ours_fn="$2" answers_fn="$3" pidfile="$4" endpoint="$5" logfile="$6" state
+    local name="$1" ours_fn="$2" answers_fn="$3" pidfile="$4" endpoint="$5" logfile="$6" state pid
+    pid="$(read_pid "$pidfile")"
+    [[ -n "$pid" || "$name" != rabbitmq ]] || pid="launcher $(read_pid "$RABBIT_LAUNCHER_PID")"
     if "$answers_fn"; then
         if "$ours_fn"; then
-            state="up (pid $(read_pid "$pidfile"), started by infra.sh)"
+            state="up (pid $pid, started by infra.sh)"
         else
             state="up (not started by infra.sh)"
         fi
     elif "$ours_fn"; then
-        state="STARTING or NOT ANSWERING (pid $(read_pid "$pidfile"))"
+        state="STARTING or NOT ANSWERING (pid $pid)"
         STATUS_RC=3
     else
         state="down"

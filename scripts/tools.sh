@@ -134,7 +134,9 @@ install_ferretdb() {
     # in unless the ferretdb_no_sqlite / ferretdb_no_postgresql tags are set.
     # Build to a temporary name so an interrupted build never leaves a
     # half-written binary that looks installed.
-    (cd "$FERRETDB_SRC" && GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false" \
+    # CGO_ENABLED=0: a static binary (FerretDB's SQLite driver is pure Go) that
+    # needs no C compiler to build.
+    (cd "$FERRETDB_SRC" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false" \
         go build -trimpath -o "$BIN_DIR/ferretdb.tmp" ./cmd/ferretdb)
     mv -f "$BIN_DIR/ferretdb.tmp" "$BIN_DIR/ferretdb"
     have="$(ferretdb_installed_version)"

@@ -44,9 +44,7 @@ LEGAL = {
 
 @pytest.fixture
 async def repo(mongo: AsyncMongoClient[dict[str, Any]], database: str) -> TaskRepository:
-    repository = TaskRepository(mongo, database)
-    await repository.ensure_indexes()
-    return repository
+    return await TaskRepository.open(mongo, database)
 
 
 async def _task_in(

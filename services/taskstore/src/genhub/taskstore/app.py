@@ -31,16 +31,15 @@ async def running(settings: TaskStoreSettings) -> AsyncIterator[tuple[Server, in
     redis = aioredis.Redis.from_url(
         settings.redis_url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
     )
-    repository = TaskRepository(mongo, settings.mongo_db)
     server = Server([SERVICE_NAME])
-    task_store_pb2_grpc.add_TaskStoreServiceServicer_to_server(
-        TaskStoreServicer(repository, EventPublisher(redis, settings.events_prefix)), server.grpc
-    )
     port = server.bind(settings.taskstore_listen)
     try:
+        repository = await TaskRepository.open(mongo, settings.mongo_db)
+        task_store_pb2_grpc.add_TaskStoreServiceServicer_to_server(
+            TaskStoreServicer(repository, EventPublisher(redis, settings.events_prefix)),
+            server.grpc,
+        )
         await server.start()
-        await repository.ping()
-        await repository.ensure_indexes()
         await server.mark_serving()
         log.info("task-store serving", extra={"port": port, "database": settings.mongo_db})
         yield server, port
