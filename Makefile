@@ -53,4 +53,4 @@ run: install infra-up ## The whole stack on this machine with the demo provider 
 	@scripts/run.sh
 
 bench: install infra-up ## Throughput and latency figures with the demo provider
-	$(PY) -m tests.bench
+	$(PY) scripts/bench.py

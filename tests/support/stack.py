@@ -19,6 +19,7 @@ from genhub.dispatcher.config import DispatcherSettings
 from genhub.dispatcher.worker import Worker
 from genhub.gateway import app as gateway_app
 from genhub.gateway.config import GatewaySettings
+from genhub.gateway.rest import server as rest_server
 from genhub.providers.demo import DemoProvider, DemoSettings
 from genhub.taskstore import app as taskstore_app
 from genhub.taskstore.config import TaskStoreSettings
@@ -37,6 +38,7 @@ class Stack:
     database: str
     taskstore_addr: str
     gateway_addr: str
+    rest_url: str = ""
 
 
 def dispatcher_settings(vhost: str, taskstore_addr: str, **overrides: Any) -> DispatcherSettings:
@@ -64,9 +66,11 @@ async def start_stack(
     *,
     worker: bool = True,
     demo: DemoSettings | None = None,
+    rest: bool = False,
     **dispatcher_overrides: Any,
 ) -> AsyncIterator[Stack]:
-    """Run task-store, (optionally) a demo worker and the gateway until the block exits."""
+    """Run task-store, (optionally) a demo worker and the gateway (with, if ``rest``, its REST
+    server, at ``Stack.rest_url``) until the block exits."""
     prefix = f"{database}:"
     ts_settings = TaskStoreSettings(
         taskstore_listen="127.0.0.1:0",
@@ -93,9 +97,16 @@ async def start_stack(
             redis_url=SecretStr(infra.REDIS_URL),
             events_prefix=prefix,
             catalogue_ttl_seconds=0.2,
+            rest_listen="127.0.0.1:0",
         )
         _, gw_port = await stack.enter_async_context(gateway_app.running(gw_settings))
         gateway_addr = f"127.0.0.1:{gw_port}"
+        rest_url = ""
+        if rest:
+            rest_port = await stack.enter_async_context(
+                rest_server.running(gw_settings, gateway_addr)
+            )
+            rest_url = f"http://127.0.0.1:{rest_port}"
         channel = grpc.aio.insecure_channel(gateway_addr)
         stack.push_async_callback(channel.close)
         store = await stack.enter_async_context(store_client.connect(taskstore_addr))
@@ -107,4 +118,5 @@ async def start_stack(
             database=database,
             taskstore_addr=taskstore_addr,
             gateway_addr=gateway_addr,
+            rest_url=rest_url,
         )

@@ -6,6 +6,7 @@ and the server interceptor (`genhub.common.grpc_errors`) maps it out to gRPC sta
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ class GenHubError(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.reason = reason or type(self).__name__.upper()
+        self.reason = reason or re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).upper()
         self.metadata = dict(metadata or {})
         self.retry_after = retry_after
 

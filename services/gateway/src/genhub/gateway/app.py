@@ -1,4 +1,5 @@
-"""Gateway composition root: task-store client, RabbitMQ publisher, Redis watcher, gRPC server."""
+"""Gateway composition root: task-store client, RabbitMQ publisher, Redis watcher, gRPC server,
+and the REST/JSON server in front of it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from genhub.common.server import Server, wait_for_signal
 from genhub.gateway.catalogue import Catalogue
 from genhub.gateway.config import GatewaySettings
 from genhub.gateway.publisher import TaskPublisher
+from genhub.gateway.rest import server as rest_server
 from genhub.gateway.servicer import TaskServicer
 from genhub.gateway.watcher import TaskWatcher
 from genhub.v1 import task_service_pb2, task_service_pb2_grpc
@@ -52,8 +54,11 @@ async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]
 
 
 async def serve(settings: GatewaySettings) -> None:
-    """Run until SIGTERM/SIGINT."""
+    """Run until SIGTERM/SIGINT; REST (unless ``rest_listen`` is empty) stops before gRPC."""
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
-    async with running(settings):
+    async with (
+        running(settings) as (_, port),
+        rest_server.running(settings, rest_server.loopback_target(settings.gateway_listen, port)),
+    ):
         await wait_for_signal()

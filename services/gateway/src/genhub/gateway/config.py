@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
 from genhub.common.settings import InfraSettings
 
 
@@ -12,3 +18,23 @@ class GatewaySettings(InfraSettings):
     events_prefix: str = "genhub:"
     catalogue_ttl_seconds: float = 5.0
     metrics_port: int = 0
+
+    # REST/JSON transcoding (genhub.gateway.rest); an empty rest_listen turns it off.
+    rest_listen: str = "127.0.0.1:8080"
+    rest_max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # Browser origins allowed to call the API ("*" for any); none means no CORS headers.
+    # A comma-separated list or a JSON array.
+    rest_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rest_docs: bool = True
+    rest_call_timeout_seconds: float = Field(default=120.0, gt=0)
+    rest_sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+
+    @field_validator("rest_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value

@@ -1,0 +1,193 @@
+"""Errors over REST on the real stack: each gRPC code the services use, in grpc-gateway's shape
+and HTTP status, and each kind of malformed input as a clear 4xx in the same shape."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from google.protobuf import json_format
+
+from genhub.gateway import app as gateway_app
+from genhub.gateway.rest.bindings import load_bindings
+from genhub.v1 import task_service_pb2
+from tests.support import tasks
+from tests.support.rest import client, encode_http, send, shared_rest_stack
+from tests.support.stack import Stack
+
+__all__ = ["shared_rest_stack"]  # a fixture this module uses
+
+BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
+ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+
+
+@pytest.fixture(scope="module")
+async def http(shared_rest_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the module's REST stack."""
+    async with client(shared_rest_stack) as opened:
+        yield opened
+
+
+def _error(response: httpx.Response, status: int, code: grpc.StatusCode) -> dict[str, Any]:
+    """The error body, checked for grpc-gateway's shape, status and code."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["X-Request-Id"]
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"code", "message", "details"}
+    assert body["code"] == code.value[0] and body["message"]
+    return body
+
+
+def _violations(body: dict[str, Any]) -> dict[str, str]:
+    return {
+        v["field"]: v["description"]
+        for detail in body["details"]
+        if detail["@type"] == BAD_REQUEST
+        for v in detail["fieldViolations"]
+    }
+
+
+def _reason(body: dict[str, Any]) -> str:
+    return next(str(d["reason"]) for d in body["details"] if d["@type"] == ERROR_INFO)
+
+
+async def test_invalid_argument_is_400_naming_each_field_as_grpc_does(
+    shared_rest_stack: Stack, http: httpx.AsyncClient
+) -> None:
+    body = {
+        "provider": "demo",
+        "model": "demo-image",
+        "image": {"prompt": "  ", "size": "7x7", "n": 99},
+    }
+    response = await http.post("/api/v1/ai/image/task", json=body)
+    error = _error(response, 400, grpc.StatusCode.INVALID_ARGUMENT)
+    violations = _violations(error)
+    assert set(violations) == {"image.prompt", "image.size", "image.n"}
+
+    request = json_format.ParseDict(body, task_service_pb2.CreateImageTaskRequest())
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await shared_rest_stack.tasks.CreateImageTask(request)
+    assert tasks.violations(raised.value) == violations
+    assert error["message"] == raised.value.details()
+
+
+async def test_unknown_task_is_404_with_error_info(http: httpx.AsyncClient) -> None:
+    for path in ("/api/v1/ai/task/result/nope", "/api/v1/ai/tasks/nope"):
+        error = _error(await http.get(path), 404, grpc.StatusCode.NOT_FOUND)
+        info = next(d for d in error["details"] if d["@type"] == ERROR_INFO)
+        assert info["domain"] == "genhub.dev" and info["metadata"] == {"task_id": "nope"}
+    _error(await http.delete("/api/v1/ai/task/nope"), 404, grpc.StatusCode.NOT_FOUND)
+    _error(await http.post("/api/v1/ai/task/nope:cancel"), 404, grpc.StatusCode.NOT_FOUND)
+    _error(await http.get("/api/v1/ai/task/nope:watch"), 404, grpc.StatusCode.NOT_FOUND)
+
+
+async def test_cancelling_a_finished_task_is_400_failed_precondition(
+    shared_rest_stack: Stack, http: httpx.AsyncClient
+) -> None:
+    created = await http.post(
+        "/api/v1/ai/text/task",
+        json={"provider": "demo", "model": "demo-text", "text": {"prompt": "hi"}, "wait": "20s"},
+    )
+    task = created.json()
+    assert task["status"] == "TASK_STATUS_SUCCEEDED"
+    response = await http.post(f"/api/v1/ai/task/{task['taskId']}:cancel", json={})
+    error = _error(response, 400, grpc.StatusCode.FAILED_PRECONDITION)
+    assert _reason(error) == "TASK_FINISHED"
+
+
+async def test_services_the_grpc_server_lacks_are_501(http: httpx.AsyncClient) -> None:
+    registered = set(gateway_app.SERVICE_NAMES)
+    missing = [
+        b for b in load_bindings() if b.method.containing_service.full_name not in registered
+    ]
+    if not missing:
+        pytest.skip("every public service is implemented")
+    for binding in missing:
+        request = binding.request_class()
+        for variable in binding.template.variables:
+            parent: Any = request
+            *outer, leaf = variable.field_path.split(".")
+            for name in outer:
+                parent = getattr(parent, name)
+            setattr(parent, leaf, "x")
+        response = await send(http, encode_http(binding, request))
+        _error(response, 501, grpc.StatusCode.UNIMPLEMENTED)
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        (b'{"provider": "demo", ', None),
+        (b"[1, 2, 3]", None),
+        (b'{"text": {"temperature": NaN}}', None),
+        (b"\xff\xfe{}", None),
+        (b'{"provider": "demo", "bogus": true}', "bogus"),
+        (b'{"text": {"prompt": "hi", "colour": "red"}}', "text.colour"),
+        (b'{"text": {"maxTokens": "many"}}', "text.maxTokens"),
+        (b'{"priority": "PRIORITY_URGENT"}', "priority"),
+        (b'{"wait": 5}', "wait"),
+    ],
+    ids=[
+        "malformed-json",
+        "not-an-object",
+        "nan-token",
+        "not-utf8",
+        "unknown-field",
+        "unknown-nested-field",
+        "wrong-type",
+        "unknown-enum",
+        "wrong-wkt-type",
+    ],
+)
+async def test_malformed_bodies_are_400(
+    http: httpx.AsyncClient, content: bytes, field: str | None
+) -> None:
+    response = await http.post(
+        "/api/v1/ai/text/task", content=content, headers={"Content-Type": "application/json"}
+    )
+    error = _error(response, 400, grpc.StatusCode.INVALID_ARGUMENT)
+    if field is None:
+        assert error["details"] == []
+    else:
+        assert list(_violations(error)) == [field]
+
+
+async def test_wrong_query_type_is_400(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/v1/ai/tasks", params={"pageSize": "lots"})
+    error = _error(response, 400, grpc.StatusCode.INVALID_ARGUMENT)
+    assert list(_violations(error)) == ["pageSize"]
+
+
+async def test_oversized_body_is_413(http: httpx.AsyncClient) -> None:
+    prompt = "x" * (8 * 1024 * 1024)
+    response = await http.post("/api/v1/ai/text/task", json={"text": {"prompt": prompt}})
+    error = _error(response, 413, grpc.StatusCode.RESOURCE_EXHAUSTED)
+    assert "8388608" in error["message"]
+
+
+async def test_unknown_route_is_404(http: httpx.AsyncClient) -> None:
+    for path in ("/api/v1/nothing", "/api/v1/ai/tasks/a/b", "/api/v1/ai/task/result/"):
+        _error(await http.get(path), 404, grpc.StatusCode.NOT_FOUND)
+
+
+async def test_wrong_method_is_405_with_allow(http: httpx.AsyncClient) -> None:
+    response = await http.delete("/api/v1/ai/tasks")
+    _error(response, 405, grpc.StatusCode.UNIMPLEMENTED)
+    assert response.headers["Allow"] == "GET"
+    response = await http.get("/api/v1/ai/task/t1")
+    _error(response, 405, grpc.StatusCode.UNIMPLEMENTED)
+    assert response.headers["Allow"] == "DELETE"
+    response = await http.put("/api/v1/ai/text/task", json={})
+    assert response.headers["Allow"] == "POST"
+
+
+async def test_bad_path_escape_and_bad_metadata_are_400(http: httpx.AsyncClient) -> None:
+    _error(await http.get("/api/v1/ai/task/result/%ff"), 400, grpc.StatusCode.INVALID_ARGUMENT)
+    response = await http.get(
+        "/api/v1/ai/task/result/t1", headers={"Grpc-Metadata-Grpc-Timeout": "1S"}
+    )
+    _error(response, 400, grpc.StatusCode.INVALID_ARGUMENT)

@@ -1,0 +1,227 @@
+"""Every HTTP rule of the descriptors (additional bindings included) reaches its RPC over REST
+and answers what the same request answers over gRPC: the same task, the same error code."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from google.protobuf import duration_pb2, field_mask_pb2, json_format
+from google.protobuf.message import Message
+
+from genhub.gateway.rest.bindings import PUBLIC_SERVICES, Binding, load_bindings
+from genhub.gateway.rest.errors import http_status
+from genhub.v1 import provider_pb2, provider_service_pb2, task_pb2, task_service_pb2
+from genhub.v1 import user_service_pb2 as users
+from tests.support.rest import client, encode_http, ndjson, send, shared_rest_stack
+from tests.support.stack import Stack
+from tests.support.tasks import S, image_request, text_request, wait_status
+
+__all__ = ["shared_rest_stack"]  # a fixture this module uses
+
+BINDINGS = load_bindings()
+WAIT = duration_pb2.Duration(seconds=20)
+READER = "table-reader"
+
+
+@dataclass
+class World:
+    """The shared stack, a client on it, and a finished task to read."""
+
+    stack: Stack
+    http: httpx.AsyncClient
+    finished: task_pb2.Task
+
+
+@pytest.fixture(scope="module")
+async def world(shared_rest_stack: Stack) -> AsyncIterator[World]:
+    """A succeeded text task owned by READER on the module's stack."""
+    stack = shared_rest_stack
+    task = (await stack.tasks.CreateTextTask(text_request("to read", user_id=READER))).task
+    finished = await wait_status(stack.tasks, task.task_id, {S.TASK_STATUS_SUCCEEDED})
+    async with client(stack) as http:
+        yield World(stack, http, finished)
+
+
+Sample = Callable[[World, Binding], Awaitable[Message]]
+
+
+def _const(make: Callable[[World, Binding], Message]) -> Sample:
+    async def sample(world: World, binding: Binding) -> Message:
+        return make(world, binding)
+
+    return sample
+
+
+async def _fresh_task(world: World, binding: Binding) -> Message:
+    # Deleting is not repeatable: each side deletes a task of its own.
+    task = (await world.stack.tasks.CreateTextTask(text_request("to delete"))).task
+    return task_service_pb2.DeleteTaskRequest(task_id=task.task_id)
+
+
+def _video(world: World, binding: Binding) -> Message:
+    return task_service_pb2.CreateVideoTaskRequest(
+        provider="demo",
+        model="demo-video",
+        video=S.VideoSpec(prompt="waves", aspect_ratio="16:9", duration_seconds=2),
+        user_id="table-creator",
+        idempotency_key=binding.operation_id,
+        wait=WAIT,
+    )
+
+
+# One request per RPC. Creates carry an idempotency key and a wait, so the REST call returns the
+# very task (finished) that the gRPC call created.
+SAMPLES: dict[str, Sample] = {
+    "genhub.v1.TaskService.CreateImageTask": _const(
+        lambda w, b: image_request(
+            "table", user_id="table-creator", idempotency_key=b.operation_id, wait=WAIT
+        )
+    ),
+    "genhub.v1.TaskService.CreateVideoTask": _const(_video),
+    "genhub.v1.TaskService.CreateTextTask": _const(
+        lambda w, b: text_request(
+            "table", user_id="table-creator", idempotency_key=b.operation_id, wait=WAIT
+        )
+    ),
+    "genhub.v1.TaskService.GetTask": _const(
+        lambda w, b: task_service_pb2.GetTaskRequest(task_id=w.finished.task_id)
+    ),
+    "genhub.v1.TaskService.ListTasks": _const(
+        lambda w, b: task_service_pb2.ListTasksRequest(
+            user_id=READER, type=S.TASK_TYPE_TEXT, status=S.TASK_STATUS_SUCCEEDED, page_size=10
+        )
+    ),
+    "genhub.v1.TaskService.DeleteTask": _fresh_task,
+    "genhub.v1.TaskService.CancelTask": _const(
+        lambda w, b: task_service_pb2.CancelTaskRequest(task_id=w.finished.task_id)
+    ),
+    "genhub.v1.TaskService.WatchTask": _const(
+        lambda w, b: task_service_pb2.WatchTaskRequest(task_id=w.finished.task_id)
+    ),
+    "genhub.v1.ProviderService.ListProviders": _const(
+        lambda w, b: provider_service_pb2.ListProvidersRequest()
+    ),
+    "genhub.v1.ProviderService.GetProvider": _const(
+        lambda w, b: provider_service_pb2.GetProviderRequest(name="demo")
+    ),
+    "genhub.v1.ProviderService.UpsertModel": _const(
+        lambda w, b: provider_service_pb2.UpsertModelRequest(
+            provider="demo",
+            model=provider_pb2.Model(model="extra", type=S.TASK_TYPE_TEXT, max_tokens=64),
+        )
+    ),
+    "genhub.v1.ProviderService.DeleteModel": _const(
+        lambda w, b: provider_service_pb2.DeleteModelRequest(provider="demo", model="extra")
+    ),
+    "genhub.v1.ProviderService.UpsertProviderConfig": _const(
+        lambda w, b: provider_service_pb2.UpsertProviderConfigRequest(
+            config=provider_pb2.ProviderConfig(
+                provider="demo", api_base="https://demo.example", max_retries=2
+            )
+        )
+    ),
+    "genhub.v1.ProviderService.GetProviderConfig": _const(
+        lambda w, b: provider_service_pb2.GetProviderConfigRequest(provider="demo")
+    ),
+    "genhub.v1.ProviderService.ListProviderConfigs": _const(
+        lambda w, b: provider_service_pb2.ListProviderConfigsRequest()
+    ),
+    "genhub.v1.ProviderService.DeleteProviderConfig": _const(
+        lambda w, b: provider_service_pb2.DeleteProviderConfigRequest(provider="demo")
+    ),
+    "genhub.v1.ProviderService.EnableProvider": _const(
+        lambda w, b: provider_service_pb2.EnableProviderRequest(provider="demo")
+    ),
+    "genhub.v1.ProviderService.DisableProvider": _const(
+        lambda w, b: provider_service_pb2.DisableProviderRequest(provider="demo")
+    ),
+    "genhub.v1.UserService.CreateUser": _const(
+        lambda w, b: users.CreateUserRequest(user=users.User(email="ada@example.com"))
+    ),
+    "genhub.v1.UserService.GetUser": _const(lambda w, b: users.GetUserRequest(user_id="u-1")),
+    "genhub.v1.UserService.FindUserByEmail": _const(
+        lambda w, b: users.FindUserByEmailRequest(email="ada@example.com")
+    ),
+    "genhub.v1.UserService.UpdateUser": _const(
+        lambda w, b: users.UpdateUserRequest(
+            user=users.User(user_id="u-1", display_name="Ada"),
+            update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
+        )
+    ),
+    "genhub.v1.UserService.DeleteUser": _const(lambda w, b: users.DeleteUserRequest(user_id="u-1")),
+}
+
+
+@dataclass
+class Outcome:
+    """What a call answered: a status code and, when OK, the response messages."""
+
+    code: grpc.StatusCode
+    messages: list[Message]
+
+
+async def _over_grpc(stack: Stack, binding: Binding, request: Message) -> Outcome:
+    async with grpc.aio.insecure_channel(stack.gateway_addr) as channel:
+        try:
+            if binding.streaming:
+                stream = channel.unary_stream(
+                    binding.grpc_path,
+                    request_serializer=binding.request_class.SerializeToString,
+                    response_deserializer=binding.response_class.FromString,
+                )
+                return Outcome(grpc.StatusCode.OK, [m async for m in stream(request)])
+            unary = channel.unary_unary(
+                binding.grpc_path,
+                request_serializer=binding.request_class.SerializeToString,
+                response_deserializer=binding.response_class.FromString,
+            )
+            return Outcome(grpc.StatusCode.OK, [await unary(request)])
+        except grpc.aio.AioRpcError as exc:
+            return Outcome(exc.code(), [])
+
+
+def _body_message(binding: Binding, response: Message) -> Message:
+    """The part of a response the REST body carries (its ``response_body`` field, or all)."""
+    if binding.response_body:
+        part: Message = getattr(response, binding.response_body)
+        return part
+    return response
+
+
+def _parse(expected: Message, data: Any) -> Message:
+    parsed = type(expected)()
+    json_format.ParseDict(data, parsed)
+    return parsed
+
+
+def test_the_table_covers_every_public_rpc() -> None:
+    methods = {m.full_name for s in PUBLIC_SERVICES for m in s.methods}
+    assert set(SAMPLES) == methods
+    assert {b.method.full_name for b in BINDINGS} == methods
+    assert len(BINDINGS) > len(methods)  # GetTask's additional binding is in the table
+
+
+@pytest.mark.parametrize("binding", BINDINGS, ids=[b.operation_id for b in BINDINGS])
+async def test_rest_answers_as_grpc_does(binding: Binding, world: World) -> None:
+    sample = SAMPLES[binding.method.full_name]
+    expected = await _over_grpc(world.stack, binding, await sample(world, binding))
+
+    response = await send(world.http, encode_http(binding, await sample(world, binding)))
+
+    if expected.code != grpc.StatusCode.OK:
+        assert response.status_code == http_status(expected.code), response.text
+        assert response.json()["code"] == expected.code.value[0]
+        return
+    assert response.status_code == (202 if binding.creates_task else 200), response.text
+    wanted = [_body_message(binding, m) for m in expected.messages]
+    if binding.streaming:
+        lines = ndjson(response.text)
+        got = [_parse(w, line["result"]) for w, line in zip(wanted, lines, strict=True)]
+    else:
+        got = [_parse(wanted[0], response.json())]
+    assert got == wanted

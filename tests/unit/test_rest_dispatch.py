@@ -1,0 +1,495 @@
+"""The REST app against in-process fake services on a real gRPC server (with GenHub's
+interceptor): metadata in both directions, request ids, 202 links, nested path variables,
+streams, CORS, docs, and failures of the gRPC side itself. No infrastructure needed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import socket
+import statistics
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+
+from genhub.common import logging as glog
+from genhub.common.errors import NotFound
+from genhub.common.server import Server
+from genhub.gateway.config import GatewaySettings
+from genhub.gateway.rest import server as rest_server
+from genhub.gateway.rest.app import create_app
+from genhub.gateway.rest.routes import Limits
+from genhub.v1 import (
+    provider_pb2,
+    provider_service_pb2,
+    provider_service_pb2_grpc,
+    task_pb2,
+    task_service_pb2,
+    task_service_pb2_grpc,
+    user_service_pb2,
+    user_service_pb2_grpc,
+)
+from tests.support.rest import SseParser, ndjson
+
+Context = grpc.aio.ServicerContext[Any, Any]
+S = task_pb2
+
+
+class FakeTasks(task_service_pb2_grpc.TaskServiceServicer):
+    """Echoes what it was sent."""
+
+    async def GetTask(
+        self, request: task_service_pb2.GetTaskRequest, context: Context
+    ) -> task_service_pb2.GetTaskResponse:
+        if request.task_id == "missing":
+            raise NotFound("task missing not found", metadata={"task_id": "missing"})
+        if request.task_id == "slow":
+            await asyncio.sleep(5)  # outlasts the client's deadline
+        await context.send_initial_metadata([("x-served-by", "fake")])
+        seen = {
+            key: value if isinstance(value, str) else base64.b64encode(value).decode()
+            for key, value in context.invocation_metadata() or ()
+        }
+        seen["bound-request-id"] = glog.request_id.get()
+        return task_service_pb2.GetTaskResponse(task=S.Task(task_id=request.task_id, labels=seen))
+
+    async def CreateTextTask(
+        self, request: task_service_pb2.CreateTextTaskRequest, context: Context
+    ) -> task_service_pb2.CreateTextTaskResponse:
+        return task_service_pb2.CreateTextTaskResponse(
+            task=S.Task(
+                task_id="new/1",
+                user_id=request.user_id,
+                idempotency_key=request.idempotency_key,
+                status=S.TASK_STATUS_QUEUED,
+            )
+        )
+
+    async def ListTasks(
+        self, request: task_service_pb2.ListTasksRequest, context: Context
+    ) -> task_service_pb2.ListTasksResponse:
+        echo = S.Task(
+            user_id=request.user_id,
+            type=request.type,
+            status=request.status,
+            attempts=request.page_size,
+        )
+        return task_service_pb2.ListTasksResponse(tasks=[echo], next_page_token=request.page_token)
+
+    async def WatchTask(
+        self, request: task_service_pb2.WatchTaskRequest, context: Context
+    ) -> AsyncIterator[task_service_pb2.WatchTaskResponse]:
+        if request.task_id == "missing":
+            raise NotFound("task missing not found")
+        if request.task_id in ("forever", "idle"):
+            yield task_service_pb2.WatchTaskResponse(
+                task=S.Task(task_id=request.task_id, status=S.TASK_STATUS_QUEUED)
+            )
+            # Quiet stretches: long enough for heartbeats, or until the call is cancelled.
+            await asyncio.sleep(0.3 if request.task_id == "idle" else 3600)
+            yield task_service_pb2.WatchTaskResponse(
+                task=S.Task(task_id=request.task_id, status=S.TASK_STATUS_SUCCEEDED)
+            )
+            return
+        for status in (S.TASK_STATUS_QUEUED, S.TASK_STATUS_RUNNING):
+            yield task_service_pb2.WatchTaskResponse(
+                task=S.Task(task_id=request.task_id, status=status)
+            )
+        if request.task_id == "vanishes":
+            raise NotFound("task vanishes was deleted")
+        yield task_service_pb2.WatchTaskResponse(
+            task=S.Task(task_id=request.task_id, status=S.TASK_STATUS_SUCCEEDED)
+        )
+
+
+class FakeProviders(provider_service_pb2_grpc.ProviderServiceServicer):
+    """Echoes path and body."""
+
+    async def UpsertModel(
+        self, request: provider_service_pb2.UpsertModelRequest, context: Context
+    ) -> provider_service_pb2.UpsertModelResponse:
+        model = provider_pb2.Model()
+        model.CopyFrom(request.model)
+        model.display_name = request.provider
+        return provider_service_pb2.UpsertModelResponse(model=model)
+
+    async def UpsertProviderConfig(
+        self, request: provider_service_pb2.UpsertProviderConfigRequest, context: Context
+    ) -> provider_service_pb2.UpsertProviderConfigResponse:
+        return provider_service_pb2.UpsertProviderConfigResponse(config=request.config)
+
+
+class FakeUsers(user_service_pb2_grpc.UserServiceServicer):
+    """Echoes its inputs."""
+
+    async def FindUserByEmail(
+        self, request: user_service_pb2.FindUserByEmailRequest, context: Context
+    ) -> user_service_pb2.FindUserByEmailResponse:
+        return user_service_pb2.FindUserByEmailResponse(
+            user=user_service_pb2.User(user_id="u1", email=request.email)
+        )
+
+    async def UpdateUser(
+        self, request: user_service_pb2.UpdateUserRequest, context: Context
+    ) -> user_service_pb2.UpdateUserResponse:
+        user = user_service_pb2.User()
+        user.CopyFrom(request.user)
+        user.email = ",".join(request.update_mask.paths)
+        return user_service_pb2.UpdateUserResponse(user=user)
+
+
+@pytest.fixture(scope="module")
+async def grpc_port() -> AsyncIterator[int]:
+    """A gRPC server with the fakes and GenHub's interceptor."""
+    server = Server(["genhub.v1.TaskService", "genhub.v1.ProviderService", "genhub.v1.UserService"])
+    # The fakes implement only what the tests call; the rest stay abstract.
+    tasks = FakeTasks()  # type: ignore[abstract]
+    providers = FakeProviders()  # type: ignore[abstract]
+    users = FakeUsers()  # type: ignore[abstract]
+    task_service_pb2_grpc.add_TaskServiceServicer_to_server(tasks, server.grpc)
+    provider_service_pb2_grpc.add_ProviderServiceServicer_to_server(providers, server.grpc)
+    user_service_pb2_grpc.add_UserServiceServicer_to_server(users, server.grpc)
+    port = server.bind("127.0.0.1:0")
+    await server.start()
+    yield port
+    await server.stop(0)
+
+
+@contextlib.asynccontextmanager
+async def _client(port: int, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        app = create_app(channel, **options)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://rest.test") as client:
+            yield client
+
+
+@pytest.fixture(scope="module")
+async def http(grpc_port: int) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the REST app in front of the fakes (1 KiB body limit)."""
+    async with _client(grpc_port, limits=Limits(max_body_bytes=1024)) as client:
+        yield client
+
+
+async def test_headers_travel_as_metadata_and_the_request_id_reaches_the_interceptor(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.get(
+        "/api/v1/ai/task/result/t1",
+        headers={
+            "Authorization": "Bearer secret",
+            "Idempotency-Key": "k1",
+            "X-Request-Id": "req-42",
+            "Grpc-Metadata-Tenant": "acme",
+            "Grpc-Metadata-Trace-Bin": base64.b64encode(b"\x00\x01").decode(),
+            "X-Unlisted": "not forwarded",
+        },
+    )
+    assert response.status_code == 200
+    seen = response.json()["labels"]
+    assert seen["authorization"] == "Bearer secret"
+    assert seen["idempotency-key"] == "k1"
+    assert seen["x-request-id"] == "req-42" and seen["bound-request-id"] == "req-42"
+    assert seen["tenant"] == "acme"
+    assert seen["trace-bin"] == base64.b64encode(b"\x00\x01").decode()
+    assert "x-unlisted" not in seen and "x-forwarded-for" in seen
+    assert response.headers["X-Request-Id"] == "req-42"
+    assert response.headers["Grpc-Metadata-X-Served-By"] == "fake"
+
+
+async def test_request_id_is_made_when_absent_or_unusable(http: httpx.AsyncClient) -> None:
+    for headers in ({}, {"X-Request-Id": "has spaces"}):
+        response = await http.get("/api/v1/ai/tasks/t2", headers=headers)
+        made = response.headers["X-Request-Id"]
+        assert len(made) == 24 and made != "has spaces"
+        assert response.json()["labels"]["bound-request-id"] == made
+
+
+async def test_every_response_reports_its_overhead(http: httpx.AsyncClient) -> None:
+    for path in ("/api/v1/ai/tasks/t3", "/api/v1/nowhere", "/api/v1/ai/task/result/missing"):
+        response = await http.get(path)
+        assert float(response.headers["X-Gateway-Overhead-Ms"]) >= 0
+        timing = response.headers["Server-Timing"]
+        assert timing.startswith("gateway;dur=") and ", grpc;dur=" in timing
+
+
+async def test_create_answers_202_with_links_and_the_idempotency_header(
+    http: httpx.AsyncClient,
+) -> None:
+    body = {"provider": "demo", "model": "demo-text", "text": {"prompt": "hi"}, "userId": "u"}
+    response = await http.post("/api/v1/ai/text/task", json=body, headers={"Idempotency-Key": "h"})
+    assert response.status_code == 202
+    assert response.json()["idempotencyKey"] == "h"
+    assert response.headers["Location"] == "/api/v1/ai/task/result/new%2F1"
+    assert response.headers["Link"] == (
+        '</api/v1/ai/task/result/new%2F1>; rel="status", '
+        '</api/v1/ai/task/new%2F1:cancel>; rel="cancel", '
+        '</api/v1/ai/task/new%2F1:watch>; rel="watch"'
+    )
+    # The body's key wins over the header.
+    response = await http.post(
+        "/api/v1/ai/text/task",
+        json=body | {"idempotencyKey": "from-body"},
+        headers={"Idempotency-Key": "h"},
+    )
+    assert response.json()["idempotencyKey"] == "from-body"
+
+
+async def test_query_parameters_reach_the_request(http: httpx.AsyncClient) -> None:
+    response = await http.get(
+        "/api/v1/ai/tasks",
+        params=[
+            ("userId", "u9"),
+            ("type", "2"),
+            ("status", "TASK_STATUS_FAILED"),
+            ("page_size", "7"),
+            ("pageToken", "next"),
+        ],
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "tasks": [
+            response.json()["tasks"][0]
+            | {
+                "userId": "u9",
+                "type": "TASK_TYPE_VIDEO",
+                "status": "TASK_STATUS_FAILED",
+                "attempts": 7,
+            }
+        ],
+        "nextPageToken": "next",
+    }
+
+
+async def test_nested_path_variables_and_named_bodies(http: httpx.AsyncClient) -> None:
+    response = await http.put(
+        "/api/v1/providers/demo/models/m%201",
+        json={"type": "TASK_TYPE_TEXT", "maxTokens": 3, "sizes": ["1x1", "2x2"]},
+    )
+    assert response.status_code == 200, response.text
+    model = response.json()
+    assert model["model"] == "m 1" and model["displayName"] == "demo"
+    assert model["maxTokens"] == 3 and model["sizes"] == ["1x1", "2x2"]
+
+    response = await http.put(
+        "/api/v1/providers/acme/config", json={"apiBase": "https://a.example", "timeout": "2.5s"}
+    )
+    config = response.json()
+    assert config["provider"] == "acme" and config["timeout"] == "2.500s"
+
+
+async def test_verb_routes_and_field_masks_in_the_query(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/v1/users:findByEmail", params={"email": "ada@example.com"})
+    assert response.json()["email"] == "ada@example.com"
+
+    response = await http.patch(
+        "/api/v1/users/u7", params={"updateMask": "displayName,email"}, json={"displayName": "A"}
+    )
+    user = response.json()
+    assert user["userId"] == "u7" and user["displayName"] == "A"
+    assert user["email"] == "display_name,email"
+
+
+async def test_watch_as_ndjson_ends_with_the_error_line(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/v1/ai/task/vanishes:watch")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/x-ndjson"
+    lines = ndjson(response.text)
+    assert [line["result"]["status"] for line in lines[:2]] == [
+        "TASK_STATUS_QUEUED",
+        "TASK_STATUS_RUNNING",
+    ]
+    assert lines[2]["error"]["code"] == grpc.StatusCode.NOT_FOUND.value[0]
+    assert len(lines) == 3
+
+
+async def test_watch_as_server_sent_events(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/v1/ai/task/t5:watch", headers={"Accept": "text/event-stream"})
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    parser = SseParser()
+    parser.feed(response.text)
+    assert [e.event for e in parser.events] == ["result", "result", "result", "end"]
+    assert parser.events[2].json()["status"] == "TASK_STATUS_SUCCEEDED"
+
+
+async def test_a_stream_failing_at_once_gets_its_http_status(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/v1/ai/task/missing:watch")
+    assert response.status_code == 404
+    assert response.json()["code"] == grpc.StatusCode.NOT_FOUND.value[0]
+    assert response.json()["details"][0]["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
+
+
+async def test_grpc_timeout_header_sets_the_deadline(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/v1/ai/task/result/slow", headers={"Grpc-Timeout": "50m"})
+    assert response.status_code == 504
+    assert response.json()["code"] == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+
+
+async def test_oversized_body_is_413(http: httpx.AsyncClient) -> None:
+    response = await http.post("/api/v1/ai/text/task", json={"text": {"prompt": "x" * 2000}})
+    assert response.status_code == 413
+    assert response.json()["code"] == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+
+
+async def test_unreachable_grpc_server_is_503() -> None:
+    async with _client(1) as client:
+        response = await client.get("/api/v1/ai/task/result/t")
+    assert response.status_code == 503
+    assert response.json()["code"] == grpc.StatusCode.UNAVAILABLE.value[0]
+
+
+async def test_cors_is_off_by_default(http: httpx.AsyncClient) -> None:
+    origin = {"Origin": "https://app.example"}
+    response = await http.get("/api/v1/ai/tasks/t", headers=origin)
+    assert "Access-Control-Allow-Origin" not in response.headers
+    preflight = await http.options(
+        "/api/v1/ai/text/task", headers=origin | {"Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 405
+
+
+async def test_cors_for_configured_origins(grpc_port: int) -> None:
+    async with _client(grpc_port, cors_origins=["https://app.example"]) as client:
+        preflight = await client.options(
+            "/api/v1/ai/text/task",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, idempotency-key",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+        response = await client.get("/api/v1/ai/tasks/t", headers={"Origin": "https://app.example"})
+        assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        assert "X-Request-Id" in response.headers["Access-Control-Expose-Headers"]
+        other = await client.get("/api/v1/ai/tasks/t", headers={"Origin": "https://evil.example"})
+        assert "Access-Control-Allow-Origin" not in other.headers
+
+
+async def test_docs_page_and_assets_are_served_locally(http: httpx.AsyncClient) -> None:
+    page = await http.get("/docs")
+    assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+    assert 'url: "openapi.json"' in page.text and "http" not in page.text.split("<body>")[1]
+    script = await http.get("/docs/assets/swagger-ui-bundle.js")
+    assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
+    missing = await http.get("/docs/assets/nothing.js")
+    assert missing.status_code == 404
+    assert missing.json() == {"code": 5, "message": "Not Found", "details": []}
+    wrong = await http.post("/openapi.json")
+    assert wrong.status_code == 405 and wrong.json()["code"] == 12
+    assert "GET" in wrong.headers["Allow"]
+
+
+async def test_docs_can_be_turned_off(grpc_port: int) -> None:
+    async with _client(grpc_port, docs_enabled=False) as client:
+        assert (await client.get("/openapi.json")).status_code == 404
+        assert (await client.get("/docs")).status_code == 404
+
+
+async def test_embedded_server_binds_port_zero_and_reports_it(grpc_port: int) -> None:
+    settings = GatewaySettings(rest_listen="127.0.0.1:0")
+    async with rest_server.running(settings, f"127.0.0.1:{grpc_port}") as port:
+        assert port
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            response = await client.get("/api/v1/ai/task/result/t1")
+            assert response.status_code == 200 and response.json()["taskId"] == "t1"
+            assert "server" not in response.headers
+
+
+async def test_embedded_server_answers_without_delayed_ack_stalls(grpc_port: int) -> None:
+    # A listening socket without IPPROTO_TCP leaves Nagle on and costs ~40 ms per response.
+    settings = GatewaySettings(rest_listen="127.0.0.1:0")
+    async with (
+        rest_server.running(settings, f"127.0.0.1:{grpc_port}") as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        took = []
+        for _ in range(30):
+            started = time.perf_counter()
+            assert (await client.get("/api/v1/nowhere")).status_code == 404
+            took.append(time.perf_counter() - started)
+    assert statistics.median(took) < 0.02
+
+
+async def test_embedded_server_is_off_with_an_empty_address(grpc_port: int) -> None:
+    async with rest_server.running(GatewaySettings(rest_listen=""), "unused") as port:
+        assert port is None
+
+
+async def test_embedded_server_names_an_address_in_use(grpc_port: int) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(OSError, match=f"cannot listen on {address}"):
+            async with rest_server.running(GatewaySettings(rest_listen=address), "unused"):
+                pass
+
+
+async def test_shutdown_ends_open_streams_with_unavailable(grpc_port: int) -> None:
+    settings = GatewaySettings(rest_listen="127.0.0.1:0")
+    async with contextlib.AsyncExitStack() as running:
+        port = await running.enter_async_context(
+            rest_server.running(settings, f"127.0.0.1:{grpc_port}")
+        )
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+            client.stream("GET", "/api/v1/ai/task/forever:watch") as response,
+        ):
+            lines = response.aiter_lines()
+            assert json.loads(await anext(lines))["result"]["status"] == "TASK_STATUS_QUEUED"
+            stopping = asyncio.create_task(running.aclose())
+            rest = [json.loads(line) async for line in lines if line]
+            await stopping
+    assert rest == [
+        {
+            "error": {
+                "code": grpc.StatusCode.UNAVAILABLE.value[0],
+                "message": "the server is shutting down; watch again",
+                "details": [],
+            }
+        }
+    ]
+
+
+async def test_idle_event_streams_get_heartbeats(grpc_port: int) -> None:
+    settings = GatewaySettings(rest_listen="127.0.0.1:0", rest_sse_heartbeat_seconds=0.05)
+    async with (
+        rest_server.running(settings, f"127.0.0.1:{grpc_port}") as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        response = await client.get(
+            "/api/v1/ai/task/idle:watch", headers={"Accept": "text/event-stream"}
+        )
+    parser = SseParser()
+    parser.feed(response.text)
+    assert [e.event for e in parser.events] == ["result", "result", "end"]
+    assert parser.comments >= 1
+
+
+@pytest.mark.parametrize(
+    ("listen", "port", "target"),
+    [
+        ("127.0.0.1:50051", 50051, "127.0.0.1:50051"),
+        ("0.0.0.0:0", 4242, "127.0.0.1:4242"),
+        ("[::]:50051", 50051, "[::1]:50051"),
+        ("[::1]:1", 7, "[::1]:7"),
+        ("gateway.internal:50051", 50051, "gateway.internal:50051"),
+    ],
+)
+def test_loopback_target(listen: str, port: int, target: str) -> None:
+    assert rest_server.loopback_target(listen, port) == target
+
+
+@pytest.mark.parametrize("address", ["8080", "host:", "host:http", "host:70000"])
+def test_malformed_addresses(address: str) -> None:
+    with pytest.raises(ValueError, match="host:port"):
+        rest_server.split_address(address)
