@@ -21,6 +21,8 @@ from typing import Any, BinaryIO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from genhub.common.secrets import SecretBox
+
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / ".state" / "run"
 
@@ -49,6 +51,16 @@ async def _wait_serving(name: str, address: str, log: Path, deadline: float) -> 
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not become SERVING on {address}; see {log}")
             await asyncio.sleep(0.1)
+
+
+def _local_secrets_key() -> str:
+    """This machine's key for provider secrets, kept in the git-ignored .state/ folder."""
+    path = ROOT / ".state" / "secrets.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(SecretBox.generate_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _log_file(name: str) -> BinaryIO:
@@ -81,6 +93,7 @@ async def running(
     taskstore = f"127.0.0.1:{taskstore_port}"
     gateway = f"127.0.0.1:{gateway_port}"
     rest = f"127.0.0.1:{rest_port}"
+    base.setdefault("GENHUB_SECRETS_KEYS", _local_secrets_key())
     base |= {
         "GENHUB_TASKSTORE_ADDR": taskstore,
         "GENHUB_TASKSTORE_LISTEN": taskstore,

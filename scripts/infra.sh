@@ -6,6 +6,10 @@
 #                             whatever is not running, wait until all answer
 #   scripts/infra.sh down     stop what this script started (harmless if none)
 #   scripts/infra.sh status   print each service's state (exit 3 if any is down)
+#   scripts/infra.sh restart rabbitmq|ferretdb
+#                             for fault tests: take one service down and bring it
+#                             back (RabbitMQ: stop_app/start_app keeps the node and
+#                             its durable queues; FerretDB: stop and start again)
 #
 #   RabbitMQ  amqp://guest:guest@127.0.0.1:5672/   management http://127.0.0.1:15672/
 #   Redis     redis://127.0.0.1:6379/0
@@ -232,7 +236,7 @@ ferret_start() {
         --state-dir="$FERRET_DIR" \
         --telemetry=disable \
         --debug-addr=- \
-        --log-level=info \
+        --log-level=warn \
         </dev/null >>"$FERRET_LOG" 2>&1 &
     printf '%s\n' "$!" >"$FERRET_PID"
 }
@@ -437,8 +441,30 @@ cmd_status() {
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 
+cmd_restart() {
+    case "${1:-}" in
+        rabbitmq)
+            rabbit_ours || die "rabbitmq: not started by infra.sh; will not restart it"
+            rabbit_ctl stop_app >/dev/null
+            log "rabbitmq: application stopped"
+            sleep "${RESTART_PAUSE:-1}"
+            rabbit_ctl start_app >/dev/null
+            rabbit_wait
+            ;;
+        ferretdb)
+            ferret_ours || die "ferretdb: not started by infra.sh; will not restart it"
+            ferret_stop
+            sleep "${RESTART_PAUSE:-1}"
+            ferret_start
+            ferret_wait
+            ;;
+        *) die "restart takes rabbitmq or ferretdb" ;;
+    esac
+}
+
 case "${1:-}" in
     up) cmd_up ;;
+    restart) shift; cmd_restart "$@" ;;
     down) cmd_down ;;
     status) cmd_status ;;
     -h | --help | help) usage ;;

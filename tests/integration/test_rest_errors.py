@@ -11,11 +11,9 @@ import httpx
 import pytest
 from google.protobuf import json_format
 
-from genhub.gateway import app as gateway_app
-from genhub.gateway.rest.bindings import load_bindings
 from genhub.v1 import task_service_pb2
 from tests.support import tasks
-from tests.support.rest import client, encode_http, send, shared_rest_stack
+from tests.support.rest import client, shared_rest_stack
 from tests.support.stack import Stack
 
 __all__ = ["shared_rest_stack"]  # a fixture this module uses
@@ -97,25 +95,6 @@ async def test_cancelling_a_finished_task_is_400_failed_precondition(
     response = await http.post(f"/api/v1/ai/task/{task['taskId']}:cancel", json={})
     error = _error(response, 400, grpc.StatusCode.FAILED_PRECONDITION)
     assert _reason(error) == "TASK_FINISHED"
-
-
-async def test_services_the_grpc_server_lacks_are_501(http: httpx.AsyncClient) -> None:
-    registered = set(gateway_app.SERVICE_NAMES)
-    missing = [
-        b for b in load_bindings() if b.method.containing_service.full_name not in registered
-    ]
-    if not missing:
-        pytest.skip("every public service is implemented")
-    for binding in missing:
-        request = binding.request_class()
-        for variable in binding.template.variables:
-            parent: Any = request
-            *outer, leaf = variable.field_path.split(".")
-            for name in outer:
-                parent = getattr(parent, name)
-            setattr(parent, leaf, "x")
-        response = await send(http, encode_http(binding, request))
-        _error(response, 501, grpc.StatusCode.UNIMPLEMENTED)
 
 
 @pytest.mark.parametrize(

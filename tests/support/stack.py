@@ -13,6 +13,7 @@ import grpc
 from pydantic import SecretStr
 
 from genhub.common import store_client
+from genhub.common.secrets import SecretBox
 from genhub.common.store_client import TaskStoreClient
 from genhub.dispatcher import app as dispatcher_app
 from genhub.dispatcher.config import DispatcherSettings
@@ -21,6 +22,7 @@ from genhub.gateway import app as gateway_app
 from genhub.gateway.config import GatewaySettings
 from genhub.gateway.rest import server as rest_server
 from genhub.providers.demo import DemoProvider, DemoSettings
+from genhub.providers.sdk import Provider
 from genhub.taskstore import app as taskstore_app
 from genhub.taskstore.config import TaskStoreSettings
 from genhub.v1 import task_service_pb2_grpc
@@ -39,6 +41,7 @@ class Stack:
     taskstore_addr: str
     gateway_addr: str
     rest_url: str = ""
+    secrets_keys: str = ""
 
 
 def dispatcher_settings(vhost: str, taskstore_addr: str, **overrides: Any) -> DispatcherSettings:
@@ -54,6 +57,7 @@ def dispatcher_settings(vhost: str, taskstore_addr: str, **overrides: Any) -> Di
         "backoff_cap_seconds": 0.5,
         "sweep_interval_seconds": 3600,
         "drain_grace_seconds": 5,
+        "config_refresh_seconds": 0.2,
     }
     values.update(overrides)
     return DispatcherSettings(**values)
@@ -66,12 +70,15 @@ async def start_stack(
     *,
     worker: bool = True,
     demo: DemoSettings | None = None,
+    provider: Provider | None = None,
     rest: bool = False,
+    secrets_keys: str | None = None,
     **dispatcher_overrides: Any,
 ) -> AsyncIterator[Stack]:
     """Run task-store, (optionally) a demo worker and the gateway (with, if ``rest``, its REST
     server, at ``Stack.rest_url``) until the block exits."""
     prefix = f"{database}:"
+    keys = SecretBox.generate_key() if secrets_keys is None else secrets_keys
     ts_settings = TaskStoreSettings(
         taskstore_listen="127.0.0.1:0",
         mongo_url=SecretStr(infra.MONGO_URL),
@@ -86,8 +93,14 @@ async def start_stack(
         if worker:
             running_worker = await stack.enter_async_context(
                 dispatcher_app.running(
-                    dispatcher_settings(vhost, taskstore_addr, **dispatcher_overrides),
-                    provider=DemoProvider(demo or DemoSettings(video_render_seconds=0.3)),
+                    dispatcher_settings(
+                        vhost,
+                        taskstore_addr,
+                        secrets_keys=SecretStr(keys),
+                        **dispatcher_overrides,
+                    ),
+                    provider=provider
+                    or DemoProvider(demo or DemoSettings(video_render_seconds=0.3)),
                 )
             )
         gw_settings = GatewaySettings(
@@ -98,6 +111,7 @@ async def start_stack(
             events_prefix=prefix,
             catalogue_ttl_seconds=0.2,
             rest_listen="127.0.0.1:0",
+            secrets_keys=SecretStr(keys),
         )
         _, gw_port = await stack.enter_async_context(gateway_app.running(gw_settings))
         gateway_addr = f"127.0.0.1:{gw_port}"
@@ -119,4 +133,5 @@ async def start_stack(
             taskstore_addr=taskstore_addr,
             gateway_addr=gateway_addr,
             rest_url=rest_url,
+            secrets_keys=keys,
         )

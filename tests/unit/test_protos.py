@@ -73,3 +73,9 @@ def test_task_routes_match_the_architecture() -> None:
     assert routes["WatchTask"] == {("GET", "/api/v1/ai/task/{}:watch")}
     assert routes["ListTasks"] == {("GET", "/api/v1/ai/tasks")}
     assert routes["DeleteTask"] == {("DELETE", "/api/v1/ai/task/{}")}
+    assert routes["SearchTasks"] == {("GET", "/api/v1/ai/tasks:search")}
+    # The image library: RPCs of their own, so the server can hold them to image tasks.
+    assert routes["ListImages"] == {("GET", "/api/v1/images")}
+    assert routes["GetImage"] == {("GET", "/api/v1/images/{}")}
+    assert routes["DeleteImage"] == {("DELETE", "/api/v1/images/{}")}
+    assert routes["SearchImages"] == {("GET", "/api/v1/images:search")}

@@ -20,6 +20,8 @@ class InfraSettings(BaseSettings):
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     taskstore_addr: str = "127.0.0.1:50052"
     log_level: str = "INFO"
+    # Comma-separated Fernet keys for provider secrets; the first encrypts (see secrets.py).
+    secrets_keys: SecretStr = SecretStr("")
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -59,6 +59,7 @@ class TaskStoreClient:
     """Typed calls to task-store. Every call has a deadline; failures raise GenHub errors."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.channel = channel  # shared by the other task-store clients
         self._stub = task_store_pb2_grpc.TaskStoreServiceStub(channel)
 
     async def _call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:

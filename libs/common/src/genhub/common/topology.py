@@ -35,6 +35,7 @@ TASKS_EXCHANGE = "genhub.tasks"
 DEAD_EXCHANGE = "genhub.dead"
 DELAY_EXCHANGE = "genhub.delay"
 MAX_PRIORITY = 3
+PUBLISH_TIMEOUT = 5.0
 _RNG = random.Random()
 DELAY_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # seconds
 
@@ -103,7 +104,7 @@ class MessageKind(StrEnum):
 
 @dataclass(frozen=True)
 class TaskMessage:
-    """The body of a queue message: only ids, never the prompt or any secret.
+    """The body of a queue message: ids, never the prompt or a secret in clear.
 
     The worker reads the task itself from the task-store, so a message is small, and a task
     deleted or cancelled while queued is simply skipped.
@@ -112,20 +113,32 @@ class TaskMessage:
     task_id: str
     kind: MessageKind = MessageKind.RUN
     retry: int = 0  # how many retries preceded this message
+    # Per-request provider credentials, encrypted (a Fernet token); never stored elsewhere.
+    credentials: str = ""
 
     def encode(self) -> bytes:
         """The JSON body."""
-        return json.dumps(
-            {"task_id": self.task_id, "kind": self.kind.value, "retry": self.retry}
-        ).encode()
+        body: dict[str, object] = {
+            "task_id": self.task_id,
+            "kind": self.kind.value,
+            "retry": self.retry,
+        }
+        if self.credentials:
+            body["credentials"] = self.credentials
+        return json.dumps(body).encode()
 
     @classmethod
     def decode(cls, body: bytes) -> TaskMessage:
         """Parse a body; raises ValueError when it is not one of ours."""
         try:
             data = json.loads(body)
-            return cls(str(data["task_id"]), MessageKind(data["kind"]), int(data.get("retry", 0)))
-        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            return cls(
+                str(data["task_id"]),
+                MessageKind(data["kind"]),
+                int(data.get("retry", 0)),
+                str(data.get("credentials", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a task message: {exc}") from exc
 
 
@@ -191,4 +204,5 @@ async def publish(
     else:
         exchange = await channel.get_exchange(TASKS_EXCHANGE, ensure=False)
         key = provider
-    await exchange.publish(amqp_message, routing_key=key, mandatory=True)
+    # Bounded: while the broker is away a publish fails fast instead of hanging the caller.
+    await exchange.publish(amqp_message, routing_key=key, mandatory=True, timeout=PUBLISH_TIMEOUT)

@@ -186,7 +186,7 @@ class ProviderConfig(_message.Message):
     max_retries: _builtins.int
     """Retries of a failed call before the task fails."""
     enabled: _builtins.bool
-    """Whether tasks may be created for the provider."""
+    """Whether tasks may be created for the provider; changed only by EnableProvider/DisableProvider."""
     @_builtins.property
     def models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Models enabled for use; empty means the whole catalogue."""

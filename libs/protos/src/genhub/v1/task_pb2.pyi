@@ -323,6 +323,38 @@ class TextSpec(_message.Message):
 Global___TextSpec: _TypeAlias = TextSpec  # noqa: Y015
 
 @_typing.final
+class ProviderCredentials(_message.Message):
+    """ProviderCredentials override a provider's configured credentials for one task. They are
+    encrypted into the task's queue message and never stored or logged.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_KEY_FIELD_NUMBER: _builtins.int
+    ACCESS_KEY_ID_FIELD_NUMBER: _builtins.int
+    SECRET_ACCESS_KEY_FIELD_NUMBER: _builtins.int
+    api_key: _builtins.str
+    """API key (Bearer token)."""
+    access_key_id: _builtins.str
+    """Access key id, for AK/SK signing."""
+    secret_access_key: _builtins.str
+    """Secret access key, for AK/SK signing."""
+    def __init__(
+        self,
+        *,
+        api_key: _builtins.str = ...,
+        access_key_id: _builtins.str = ...,
+        secret_access_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_key_id", b"access_key_id", "api_key", b"api_key", "secret_access_key", b"secret_access_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProviderCredentials: _TypeAlias = ProviderCredentials  # noqa: Y015
+
+@_typing.final
 class TaskError(_message.Message):
     """TaskError is why a task failed (or why its last attempt failed, while it is retried)."""
 
@@ -547,6 +579,7 @@ class Task(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     FINISH_TIME_FIELD_NUMBER: _builtins.int
+    REQUEST_CREDENTIALS_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Opaque, URL-safe, time-ordered identifier."""
     user_id: _builtins.str
@@ -567,6 +600,10 @@ class Task(_message.Message):
     """How many times a worker started it."""
     provider_job_id: _builtins.str
     """The provider's job id, for long-running provider jobs."""
+    request_credentials: _builtins.bool
+    """Whether it runs with credentials given in its create request (kept only, encrypted, in its
+    queue message; a task whose message is lost then fails instead of using other credentials).
+    """
     @_builtins.property
     def image(self) -> Global___ImageSpec:
         """Image request."""
@@ -635,10 +672,11 @@ class Task(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         finish_time: _timestamp_pb2.Timestamp | None = ...,
+        request_credentials: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "image", b"image", "result", b"result", "spec", b"spec", "start_time", b"start_time", "text", b"text", "update_time", b"update_time", "usage", b"usage", "video", b"video"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "idempotency_key", b"idempotency_key", "image", b"image", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "provider_job_id", b"provider_job_id", "result", b"result", "spec", b"spec", "start_time", b"start_time", "status", b"status", "task_id", b"task_id", "text", b"text", "type", b"type", "update_time", b"update_time", "usage", b"usage", "user_id", b"user_id", "video", b"video"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "idempotency_key", b"idempotency_key", "image", b"image", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "provider_job_id", b"provider_job_id", "request_credentials", b"request_credentials", "result", b"result", "spec", b"spec", "start_time", b"start_time", "status", b"status", "task_id", b"task_id", "text", b"text", "type", b"type", "update_time", b"update_time", "usage", b"usage", "user_id", b"user_id", "video", b"video"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_spec: _TypeAlias = _typing.Literal["image", "video", "text"]  # noqa: Y015
     _WhichOneofArgType_spec: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015

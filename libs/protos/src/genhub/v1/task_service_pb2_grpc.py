@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class TaskServiceStub:
-    """TaskService is the public API for generation tasks: create, read, list, cancel, delete, watch.
+    """TaskService is the public API for generation tasks: create, read, list, search, cancel, delete,
+    watch; and the image library (the same tasks, images only).
     """
 
     def __init__(self, channel):
@@ -65,6 +66,31 @@ class TaskServiceStub:
                 request_serializer=genhub_dot_v1_dot_task__service__pb2.DeleteTaskRequest.SerializeToString,
                 response_deserializer=genhub_dot_v1_dot_task__service__pb2.DeleteTaskResponse.FromString,
                 _registered_method=True)
+        self.SearchTasks = channel.unary_unary(
+                '/genhub.v1.TaskService/SearchTasks',
+                request_serializer=genhub_dot_v1_dot_task__service__pb2.SearchTasksRequest.SerializeToString,
+                response_deserializer=genhub_dot_v1_dot_task__service__pb2.SearchTasksResponse.FromString,
+                _registered_method=True)
+        self.ListImages = channel.unary_unary(
+                '/genhub.v1.TaskService/ListImages',
+                request_serializer=genhub_dot_v1_dot_task__service__pb2.ListImagesRequest.SerializeToString,
+                response_deserializer=genhub_dot_v1_dot_task__service__pb2.ListImagesResponse.FromString,
+                _registered_method=True)
+        self.GetImage = channel.unary_unary(
+                '/genhub.v1.TaskService/GetImage',
+                request_serializer=genhub_dot_v1_dot_task__service__pb2.GetImageRequest.SerializeToString,
+                response_deserializer=genhub_dot_v1_dot_task__service__pb2.GetImageResponse.FromString,
+                _registered_method=True)
+        self.DeleteImage = channel.unary_unary(
+                '/genhub.v1.TaskService/DeleteImage',
+                request_serializer=genhub_dot_v1_dot_task__service__pb2.DeleteImageRequest.SerializeToString,
+                response_deserializer=genhub_dot_v1_dot_task__service__pb2.DeleteImageResponse.FromString,
+                _registered_method=True)
+        self.SearchImages = channel.unary_unary(
+                '/genhub.v1.TaskService/SearchImages',
+                request_serializer=genhub_dot_v1_dot_task__service__pb2.SearchImagesRequest.SerializeToString,
+                response_deserializer=genhub_dot_v1_dot_task__service__pb2.SearchImagesResponse.FromString,
+                _registered_method=True)
         self.CancelTask = channel.unary_unary(
                 '/genhub.v1.TaskService/CancelTask',
                 request_serializer=genhub_dot_v1_dot_task__service__pb2.CancelTaskRequest.SerializeToString,
@@ -78,7 +104,8 @@ class TaskServiceStub:
 
 
 class TaskServiceServicer:
-    """TaskService is the public API for generation tasks: create, read, list, cancel, delete, watch.
+    """TaskService is the public API for generation tasks: create, read, list, search, cancel, delete,
+    watch; and the image library (the same tasks, images only).
     """
 
     def CreateImageTask(self, request, context):
@@ -118,6 +145,42 @@ class TaskServiceServicer:
 
     def DeleteTask(self, request, context):
         """DeleteTask removes a task; a queued or running task is dropped by its worker.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchTasks(self, request, context):
+        """SearchTasks pages through the tasks whose prompt contains `query` (literally, ignoring
+        case), newest first, filtered by user, type and status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListImages(self, request, context):
+        """ListImages pages through the image library: image tasks only, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetImage(self, request, context):
+        """GetImage returns an image task; a task of another type answers NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteImage(self, request, context):
+        """DeleteImage removes an image task; a task of another type answers NOT_FOUND and is kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchImages(self, request, context):
+        """SearchImages is SearchTasks over image tasks only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -170,6 +233,31 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     request_deserializer=genhub_dot_v1_dot_task__service__pb2.DeleteTaskRequest.FromString,
                     response_serializer=genhub_dot_v1_dot_task__service__pb2.DeleteTaskResponse.SerializeToString,
             ),
+            'SearchTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchTasks,
+                    request_deserializer=genhub_dot_v1_dot_task__service__pb2.SearchTasksRequest.FromString,
+                    response_serializer=genhub_dot_v1_dot_task__service__pb2.SearchTasksResponse.SerializeToString,
+            ),
+            'ListImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListImages,
+                    request_deserializer=genhub_dot_v1_dot_task__service__pb2.ListImagesRequest.FromString,
+                    response_serializer=genhub_dot_v1_dot_task__service__pb2.ListImagesResponse.SerializeToString,
+            ),
+            'GetImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetImage,
+                    request_deserializer=genhub_dot_v1_dot_task__service__pb2.GetImageRequest.FromString,
+                    response_serializer=genhub_dot_v1_dot_task__service__pb2.GetImageResponse.SerializeToString,
+            ),
+            'DeleteImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteImage,
+                    request_deserializer=genhub_dot_v1_dot_task__service__pb2.DeleteImageRequest.FromString,
+                    response_serializer=genhub_dot_v1_dot_task__service__pb2.DeleteImageResponse.SerializeToString,
+            ),
+            'SearchImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchImages,
+                    request_deserializer=genhub_dot_v1_dot_task__service__pb2.SearchImagesRequest.FromString,
+                    response_serializer=genhub_dot_v1_dot_task__service__pb2.SearchImagesResponse.SerializeToString,
+            ),
             'CancelTask': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelTask,
                     request_deserializer=genhub_dot_v1_dot_task__service__pb2.CancelTaskRequest.FromString,
@@ -189,7 +277,8 @@ def add_TaskServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class TaskService:
-    """TaskService is the public API for generation tasks: create, read, list, cancel, delete, watch.
+    """TaskService is the public API for generation tasks: create, read, list, search, cancel, delete,
+    watch; and the image library (the same tasks, images only).
     """
 
     @staticmethod
@@ -344,6 +433,141 @@ class TaskService:
             '/genhub.v1.TaskService/DeleteTask',
             genhub_dot_v1_dot_task__service__pb2.DeleteTaskRequest.SerializeToString,
             genhub_dot_v1_dot_task__service__pb2.DeleteTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.v1.TaskService/SearchTasks',
+            genhub_dot_v1_dot_task__service__pb2.SearchTasksRequest.SerializeToString,
+            genhub_dot_v1_dot_task__service__pb2.SearchTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.v1.TaskService/ListImages',
+            genhub_dot_v1_dot_task__service__pb2.ListImagesRequest.SerializeToString,
+            genhub_dot_v1_dot_task__service__pb2.ListImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.v1.TaskService/GetImage',
+            genhub_dot_v1_dot_task__service__pb2.GetImageRequest.SerializeToString,
+            genhub_dot_v1_dot_task__service__pb2.GetImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.v1.TaskService/DeleteImage',
+            genhub_dot_v1_dot_task__service__pb2.DeleteImageRequest.SerializeToString,
+            genhub_dot_v1_dot_task__service__pb2.DeleteImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.v1.TaskService/SearchImages',
+            genhub_dot_v1_dot_task__service__pb2.SearchImagesRequest.SerializeToString,
+            genhub_dot_v1_dot_task__service__pb2.SearchImagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

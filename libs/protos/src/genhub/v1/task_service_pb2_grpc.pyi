@@ -27,7 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class TaskServiceStub:
-    """TaskService is the public API for generation tasks: create, read, list, cancel, delete, watch."""
+    """TaskService is the public API for generation tasks: create, read, list, search, cancel, delete,
+    watch; and the image library (the same tasks, images only).
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -45,6 +47,18 @@ class TaskServiceStub:
     """ListTasks pages through tasks, newest first, filtered by user, type and status."""
     DeleteTask: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.DeleteTaskRequest, _task_service_pb2.DeleteTaskResponse]
     """DeleteTask removes a task; a queued or running task is dropped by its worker."""
+    SearchTasks: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.SearchTasksRequest, _task_service_pb2.SearchTasksResponse]
+    """SearchTasks pages through the tasks whose prompt contains `query` (literally, ignoring
+    case), newest first, filtered by user, type and status.
+    """
+    ListImages: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.ListImagesRequest, _task_service_pb2.ListImagesResponse]
+    """ListImages pages through the image library: image tasks only, newest first."""
+    GetImage: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.GetImageRequest, _task_service_pb2.GetImageResponse]
+    """GetImage returns an image task; a task of another type answers NOT_FOUND."""
+    DeleteImage: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.DeleteImageRequest, _task_service_pb2.DeleteImageResponse]
+    """DeleteImage removes an image task; a task of another type answers NOT_FOUND and is kept."""
+    SearchImages: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.SearchImagesRequest, _task_service_pb2.SearchImagesResponse]
+    """SearchImages is SearchTasks over image tasks only."""
     CancelTask: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.CancelTaskRequest, _task_service_pb2.CancelTaskResponse]
     """CancelTask stops a task that has not finished; a finished task answers FAILED_PRECONDITION."""
     WatchTask: _grpc.UnaryStreamMultiCallable[_task_service_pb2.WatchTaskRequest, _task_service_pb2.WatchTaskResponse]
@@ -52,7 +66,9 @@ class TaskServiceStub:
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
-    """TaskService is the public API for generation tasks: create, read, list, cancel, delete, watch."""
+    """TaskService is the public API for generation tasks: create, read, list, search, cancel, delete,
+    watch; and the image library (the same tasks, images only).
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateImageTask: _aio.UnaryUnaryMultiCallable[_task_service_pb2.CreateImageTaskRequest, _task_service_pb2.CreateImageTaskResponse]  # type: ignore[assignment]
@@ -67,13 +83,27 @@ class TaskServiceAsyncStub(TaskServiceStub):
     """ListTasks pages through tasks, newest first, filtered by user, type and status."""
     DeleteTask: _aio.UnaryUnaryMultiCallable[_task_service_pb2.DeleteTaskRequest, _task_service_pb2.DeleteTaskResponse]  # type: ignore[assignment]
     """DeleteTask removes a task; a queued or running task is dropped by its worker."""
+    SearchTasks: _aio.UnaryUnaryMultiCallable[_task_service_pb2.SearchTasksRequest, _task_service_pb2.SearchTasksResponse]  # type: ignore[assignment]
+    """SearchTasks pages through the tasks whose prompt contains `query` (literally, ignoring
+    case), newest first, filtered by user, type and status.
+    """
+    ListImages: _aio.UnaryUnaryMultiCallable[_task_service_pb2.ListImagesRequest, _task_service_pb2.ListImagesResponse]  # type: ignore[assignment]
+    """ListImages pages through the image library: image tasks only, newest first."""
+    GetImage: _aio.UnaryUnaryMultiCallable[_task_service_pb2.GetImageRequest, _task_service_pb2.GetImageResponse]  # type: ignore[assignment]
+    """GetImage returns an image task; a task of another type answers NOT_FOUND."""
+    DeleteImage: _aio.UnaryUnaryMultiCallable[_task_service_pb2.DeleteImageRequest, _task_service_pb2.DeleteImageResponse]  # type: ignore[assignment]
+    """DeleteImage removes an image task; a task of another type answers NOT_FOUND and is kept."""
+    SearchImages: _aio.UnaryUnaryMultiCallable[_task_service_pb2.SearchImagesRequest, _task_service_pb2.SearchImagesResponse]  # type: ignore[assignment]
+    """SearchImages is SearchTasks over image tasks only."""
     CancelTask: _aio.UnaryUnaryMultiCallable[_task_service_pb2.CancelTaskRequest, _task_service_pb2.CancelTaskResponse]  # type: ignore[assignment]
     """CancelTask stops a task that has not finished; a finished task answers FAILED_PRECONDITION."""
     WatchTask: _aio.UnaryStreamMultiCallable[_task_service_pb2.WatchTaskRequest, _task_service_pb2.WatchTaskResponse]  # type: ignore[assignment]
     """WatchTask streams the task on every status change, ending after a terminal state."""
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
-    """TaskService is the public API for generation tasks: create, read, list, cancel, delete, watch."""
+    """TaskService is the public API for generation tasks: create, read, list, search, cancel, delete,
+    watch; and the image library (the same tasks, images only).
+    """
 
     @_abc_1.abstractmethod
     def CreateImageTask(
@@ -122,6 +152,48 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_task_service_pb2.DeleteTaskResponse, _abc.Awaitable[_task_service_pb2.DeleteTaskResponse]]:
         """DeleteTask removes a task; a queued or running task is dropped by its worker."""
+
+    @_abc_1.abstractmethod
+    def SearchTasks(
+        self,
+        request: _task_service_pb2.SearchTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.SearchTasksResponse, _abc.Awaitable[_task_service_pb2.SearchTasksResponse]]:
+        """SearchTasks pages through the tasks whose prompt contains `query` (literally, ignoring
+        case), newest first, filtered by user, type and status.
+        """
+
+    @_abc_1.abstractmethod
+    def ListImages(
+        self,
+        request: _task_service_pb2.ListImagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.ListImagesResponse, _abc.Awaitable[_task_service_pb2.ListImagesResponse]]:
+        """ListImages pages through the image library: image tasks only, newest first."""
+
+    @_abc_1.abstractmethod
+    def GetImage(
+        self,
+        request: _task_service_pb2.GetImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.GetImageResponse, _abc.Awaitable[_task_service_pb2.GetImageResponse]]:
+        """GetImage returns an image task; a task of another type answers NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def DeleteImage(
+        self,
+        request: _task_service_pb2.DeleteImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.DeleteImageResponse, _abc.Awaitable[_task_service_pb2.DeleteImageResponse]]:
+        """DeleteImage removes an image task; a task of another type answers NOT_FOUND and is kept."""
+
+    @_abc_1.abstractmethod
+    def SearchImages(
+        self,
+        request: _task_service_pb2.SearchImagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.SearchImagesResponse, _abc.Awaitable[_task_service_pb2.SearchImagesResponse]]:
+        """SearchImages is SearchTasks over image tasks only."""
 
     @_abc_1.abstractmethod
     def CancelTask(

@@ -95,7 +95,8 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteUser(self, request, context):
-        """DeleteUser removes a user.
+        """DeleteUser removes a user. The user's tasks are kept, still listable by user_id (for audit
+        and billing), and the id is never given to another user; the email becomes free again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -42,7 +42,9 @@ class UserServiceStub:
     UpdateUser: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.UpdateUserRequest, _user_service_pb2.UpdateUserResponse]
     """UpdateUser changes the fields named in update_mask."""
     DeleteUser: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.DeleteUserRequest, _user_service_pb2.DeleteUserResponse]
-    """DeleteUser removes a user."""
+    """DeleteUser removes a user. The user's tasks are kept, still listable by user_id (for audit
+    and billing), and the id is never given to another user; the email becomes free again.
+    """
 
 @_typing.type_check_only
 class UserServiceAsyncStub(UserServiceStub):
@@ -58,7 +60,9 @@ class UserServiceAsyncStub(UserServiceStub):
     UpdateUser: _aio.UnaryUnaryMultiCallable[_user_service_pb2.UpdateUserRequest, _user_service_pb2.UpdateUserResponse]  # type: ignore[assignment]
     """UpdateUser changes the fields named in update_mask."""
     DeleteUser: _aio.UnaryUnaryMultiCallable[_user_service_pb2.DeleteUserRequest, _user_service_pb2.DeleteUserResponse]  # type: ignore[assignment]
-    """DeleteUser removes a user."""
+    """DeleteUser removes a user. The user's tasks are kept, still listable by user_id (for audit
+    and billing), and the id is never given to another user; the email becomes free again.
+    """
 
 class UserServiceServicer(metaclass=_abc_1.ABCMeta):
     """UserService manages the users that own tasks."""
@@ -101,6 +105,8 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _user_service_pb2.DeleteUserRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_service_pb2.DeleteUserResponse, _abc.Awaitable[_user_service_pb2.DeleteUserResponse]]:
-        """DeleteUser removes a user."""
+        """DeleteUser removes a user. The user's tasks are kept, still listable by user_id (for audit
+        and billing), and the id is never given to another user; the email becomes free again.
+        """
 
 def add_UserServiceServicer_to_server(servicer: UserServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

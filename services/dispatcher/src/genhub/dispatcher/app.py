@@ -11,8 +11,11 @@ import aio_pika
 from prometheus_client import start_http_server
 
 from genhub.common import store_client
+from genhub.common.provider_client import ProviderStoreClient
+from genhub.common.secrets import SecretBox
 from genhub.common.server import wait_for_signal
 from genhub.dispatcher.config import DispatcherSettings
+from genhub.dispatcher.credentials import ConfigWatcher
 from genhub.dispatcher.sweeper import Sweeper
 from genhub.dispatcher.worker import Worker
 from genhub.providers.sdk import Provider, load_provider
@@ -44,11 +47,19 @@ async def running(
     try:
         async with store_client.connect(settings.taskstore_addr) as store:
             await store.put_provider(declared_provider(adapter))
+            config = ConfigWatcher(
+                adapter.name,
+                store,
+                ProviderStoreClient(store.channel),
+                SecretBox.from_setting(settings.secrets_keys.get_secret_value()),
+            )
+            await config.refresh()
             channel = await connection.channel(publisher_confirms=True)
-            worker = Worker(settings, adapter, store, channel)
+            worker = Worker(settings, adapter, store, channel, config)
             await worker.start()
             sweeper = Sweeper(settings, store, await connection.channel(publisher_confirms=True))
             sweeper_task = asyncio.create_task(sweeper.run_forever())
+            config_task = asyncio.create_task(config.run_forever(settings.config_refresh_seconds))
             log.info(
                 "worker consuming",
                 extra={"provider": adapter.name, "concurrency": settings.concurrency},
@@ -56,9 +67,10 @@ async def running(
             try:
                 yield worker
             finally:
-                sweeper_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper_task
+                for background in (sweeper_task, config_task):
+                    background.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await background
                 await worker.drain(settings.drain_grace_seconds)
     finally:
         await connection.close()

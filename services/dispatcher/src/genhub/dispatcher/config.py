@@ -26,4 +26,6 @@ class DispatcherSettings(InfraSettings):
     stale_running_seconds: float = Field(default=900.0, gt=0)
     # A queued task untouched this long may have lost its message; republishing is harmless.
     stale_queued_seconds: float = Field(default=3600.0, gt=0)
+    # How often stored provider configuration and catalogue overrides are re-read.
+    config_refresh_seconds: float = Field(default=2.0, gt=0)
     metrics_port: int = 0

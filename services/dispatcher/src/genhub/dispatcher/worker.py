@@ -26,8 +26,17 @@ from genhub.common.store_client import TaskStoreClient
 from genhub.common.topology import MessageKind, TaskMessage
 from genhub.dispatcher import metrics
 from genhub.dispatcher.config import DispatcherSettings
+from genhub.dispatcher.credentials import ConfigWatcher
 from genhub.dispatcher.outcome import check_output
-from genhub.providers.sdk import Call, Finished, Pending, Provider, ProviderError, RetryableError
+from genhub.providers.sdk import (
+    Call,
+    Finished,
+    Pending,
+    PermanentError,
+    Provider,
+    ProviderError,
+    RetryableError,
+)
 from genhub.v1 import provider_pb2, task_pb2
 
 log = logging.getLogger(__name__)
@@ -58,19 +67,34 @@ class Worker:
         provider: Provider,
         store: TaskStoreClient,
         channel: AbstractChannel,
+        config: ConfigWatcher,
     ) -> None:
         self._settings = settings
         self._provider = provider
         self._store = store
         self._channel = channel
-        self._models = {m.model: m for m in provider.catalogue()}
+        self._config = config
+        self._declared = {m.model: m for m in provider.catalogue()}
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
 
-    def update_models(self, models: list[provider_pb2.Model]) -> None:
-        """Replace the catalogue used for routing (operator overrides)."""
-        self._models = {m.model: m for m in models}
+    def _model(self, model_id: str) -> provider_pb2.Model | None:
+        # The stored catalogue (with operator overrides) wins over what the adapter declares.
+        if self._config.models is not None:
+            for model in self._config.models:
+                if model.model == model_id:
+                    return model
+        return self._declared.get(model_id)
+
+    def _call(self, task: task_pb2.Task, model: provider_pb2.Model, body: TaskMessage) -> Call:
+        if task.request_credentials and not body.credentials:
+            raise PermanentError(
+                "the credentials given with the create request were lost with its queue message",
+                code="CREDENTIALS_UNAVAILABLE",
+            )
+        config = self._config.resolve(body.credentials)
+        return Call(task=task, model=model, attempt=task.attempts, config=config)
 
     async def start(self) -> None:
         """Declare the topology and start consuming."""
@@ -140,7 +164,11 @@ class Worker:
             return await self._poll(body, task, run_id)
         if task.status in TERMINAL:
             return Action.ACK
-        model = self._models.get(task.model)
+        model = self._model(task.model)
+        if model is None:
+            # An operator may have just added it: re-read the catalogue before giving up.
+            await self._config.refresh()
+            model = self._model(task.model)
         if model is None:
             return await self._fail_unrouted(task)
         sources = [S.TASK_STATUS_PENDING, S.TASK_STATUS_QUEUED]
@@ -159,6 +187,7 @@ class Worker:
             metrics.QUEUE_WAIT.labels(task.provider, S.Priority.Name(task.priority)).observe(wait)
         call = Call(task=task, model=model, attempt=task.attempts)
         try:
+            call = self._call(task, model, body)
             if model.long_running:
                 return await self._start_job(body, call, run_id)
             finished = await self._timed("generate", call, self._provider.generate(call))
@@ -183,14 +212,14 @@ class Worker:
         return await self._schedule_poll(body, task, submitted.poll_after)
 
     async def _schedule_poll(self, body: TaskMessage, task: task_pb2.Task, after: float) -> Action:
-        message = TaskMessage(task.task_id, MessageKind.POLL, body.retry)
+        message = TaskMessage(task.task_id, MessageKind.POLL, body.retry, body.credentials)
         await topology.publish(
             self._channel, task.provider, message, priority=task.priority, delay=max(after, 0.5)
         )
         return Action.ACK
 
     async def _poll(self, body: TaskMessage, task: task_pb2.Task, run_id: str) -> Action:
-        model = self._models.get(task.model)
+        model = self._model(task.model)
         if task.status != S.TASK_STATUS_RUNNING or not task.provider_job_id or model is None:
             if task.status == S.TASK_STATUS_CANCELLED and task.provider_job_id and model:
                 call = Call(task=task, model=model, attempt=task.attempts)
@@ -201,6 +230,7 @@ class Worker:
             return Action.ACK
         call = Call(task=task, model=model, attempt=task.attempts)
         try:
+            call = self._call(task, model, body)
             outcome = await self._timed(
                 "poll", call, self._provider.poll(call, task.provider_job_id)
             )
@@ -258,7 +288,7 @@ class Worker:
             )
             # Publish the retry before giving the task back: a crash between the two leaves a
             # running task for the sweeper, never a queued task without a message.
-            retry = TaskMessage(task.task_id, MessageKind.RUN, attempts_made)
+            retry = TaskMessage(task.task_id, MessageKind.RUN, attempts_made, body.credentials)
             await topology.publish(
                 self._channel, task.provider, retry, priority=task.priority, delay=delay
             )

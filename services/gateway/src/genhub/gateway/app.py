@@ -10,18 +10,33 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from prometheus_client import start_http_server
 
-from genhub.common import store_client
+from genhub.common import store_client, user_store_client
+from genhub.common.provider_client import ProviderStoreClient
+from genhub.common.secrets import SecretBox
 from genhub.common.server import Server, wait_for_signal
 from genhub.gateway.catalogue import Catalogue
 from genhub.gateway.config import GatewaySettings
+from genhub.gateway.provider_servicer import ProviderServicer
 from genhub.gateway.publisher import TaskPublisher
 from genhub.gateway.rest import server as rest_server
 from genhub.gateway.servicer import TaskServicer
+from genhub.gateway.users import UserServicer
 from genhub.gateway.watcher import TaskWatcher
-from genhub.v1 import task_service_pb2, task_service_pb2_grpc
+from genhub.v1 import (
+    provider_service_pb2,
+    provider_service_pb2_grpc,
+    task_service_pb2,
+    task_service_pb2_grpc,
+    user_service_pb2,
+    user_service_pb2_grpc,
+)
 
 log = logging.getLogger(__name__)
-SERVICE_NAMES = [task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name]
+SERVICE_NAMES = [
+    task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
+    provider_service_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_name,
+    user_service_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
+]
 
 
 @contextlib.asynccontextmanager
@@ -29,21 +44,29 @@ async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]
     """Start the gateway; yields the server and its port, stops it on exit."""
     redis = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=2)
     publisher = TaskPublisher(settings.amqp_url.get_secret_value())
-    async with store_client.connect(settings.taskstore_addr) as store:
+    async with (
+        store_client.connect(settings.taskstore_addr) as store,
+        user_store_client.connect(settings.taskstore_addr) as user_store,
+    ):
         server = Server(SERVICE_NAMES)
+        box = SecretBox.from_setting(settings.secrets_keys.get_secret_value())
+        catalogue = Catalogue(store, settings.catalogue_ttl_seconds)
         task_service_pb2_grpc.add_TaskServiceServicer_to_server(
             TaskServicer(
-                store,
-                publisher,
-                Catalogue(store, settings.catalogue_ttl_seconds),
-                TaskWatcher(store, redis, settings.events_prefix),
+                store, publisher, catalogue, TaskWatcher(store, redis, settings.events_prefix), box
             ),
             server.grpc,
+        )
+        providers = ProviderServicer(store, ProviderStoreClient(store.channel), catalogue, box)
+        provider_service_pb2_grpc.add_ProviderServiceServicer_to_server(providers, server.grpc)
+        user_service_pb2_grpc.add_UserServiceServicer_to_server(
+            UserServicer(user_store), server.grpc
         )
         port = server.bind(settings.gateway_listen)
         try:
             await server.start()
             await publisher.connect()
+            await providers.reencrypt_stored_secrets()
             await server.mark_serving()
             log.info("gateway serving", extra={"port": port})
             yield server, port

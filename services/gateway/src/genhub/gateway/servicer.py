@@ -9,7 +9,9 @@ from typing import Any
 import grpc
 
 from genhub.common import logging as glog
-from genhub.common.errors import BrokerError, FailedPrecondition, InvalidArgument
+from genhub.common.errors import BrokerError, FailedPrecondition, InvalidArgument, NotFound
+from genhub.common.provider_client import seal_credentials
+from genhub.common.secrets import SecretBox
 from genhub.common.store_client import TaskStoreClient
 from genhub.common.topology import TaskMessage
 from genhub.gateway import validation
@@ -22,6 +24,7 @@ from genhub.v1 import task_pb2, task_service_pb2, task_service_pb2_grpc
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_PAGE_SIZE = 500
+MAX_QUERY_CHARS = 200
 S = task_pb2
 
 
@@ -34,11 +37,13 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         publisher: TaskPublisher,
         catalogue: Catalogue,
         watcher: TaskWatcher,
+        box: SecretBox | None,
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._catalogue = catalogue
         self._watcher = watcher
+        self._box = box
 
     async def CreateImageTask(
         self, request: task_service_pb2.CreateImageTaskRequest, context: Context
@@ -115,21 +120,33 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         )
 
     async def _create(self, task: task_pb2.Task, request: Any) -> task_pb2.Task:
+        sealed = self._seal_credentials(request.credentials)
+        task.request_credentials = bool(sealed)
         stored, created = await self._store.insert(task)
         glog.task_id.set(stored.task_id)
         if created:
-            stored = await self._enqueue(stored)
+            stored = await self._enqueue(stored, sealed)
         wait = request.wait.seconds + request.wait.nanos / 1e9
         if wait > 0 and stored.status not in TERMINAL:
             stored = await self._watcher.wait_finished(stored.task_id, wait)
         return stored
 
-    async def _enqueue(self, task: task_pb2.Task) -> task_pb2.Task:
+    def _seal_credentials(self, credentials: task_pb2.ProviderCredentials) -> str:
+        if not (credentials.api_key or credentials.access_key_id or credentials.secret_access_key):
+            return ""
+        if self._box is None:
+            raise FailedPrecondition(
+                "per-request credentials need GENHUB_SECRETS_KEYS on the gateway and workers",
+                reason="SECRETS_KEY_MISSING",
+            )
+        return seal_credentials(self._box, credentials)
+
+    async def _enqueue(self, task: task_pb2.Task, sealed: str) -> task_pb2.Task:
         # Publish first, then record queued: a crash in between leaves a pending task, which the
         # sweeper re-publishes; never a queued task without a message.
         try:
             await self._publisher.publish(
-                task.provider, TaskMessage(task.task_id), priority=task.priority
+                task.provider, TaskMessage(task.task_id, credentials=sealed), priority=task.priority
             )
         except BrokerError as exc:
             log.warning("task left pending for the sweeper: %s", exc)
@@ -156,14 +173,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self, request: task_service_pb2.ListTasksRequest, context: Context
     ) -> task_service_pb2.ListTasksResponse:
         """Return a page of tasks, newest first."""
-        v = validation.Violations()
-        if request.page_size < 0:
-            v.add("page_size", "must not be negative")
-        if request.type not in task_pb2.TaskType.values():
-            v.add("type", "is not a task type")
-        if request.status not in task_pb2.TaskStatus.values():
-            v.add("status", "is not a task status")
-        v.raise_if_any()
+        _check_page(request.page_size, request.type, request.status).raise_if_any()
         page = await self._store.list_tasks(
             task_store_pb2.ListTasksRequest(
                 user_id=request.user_id,
@@ -184,6 +194,87 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         _require_task_id(request.task_id)
         await self._store.delete(request.task_id)
         return task_service_pb2.DeleteTaskResponse()
+
+    async def SearchTasks(
+        self, request: task_service_pb2.SearchTasksRequest, context: Context
+    ) -> task_service_pb2.SearchTasksResponse:
+        """Return a page of the tasks whose prompt contains the query, newest first."""
+        page = await self._search(request, request.type)
+        return task_service_pb2.SearchTasksResponse(
+            tasks=page.tasks, next_page_token=page.next_page_token
+        )
+
+    async def ListImages(
+        self, request: task_service_pb2.ListImagesRequest, context: Context
+    ) -> task_service_pb2.ListImagesResponse:
+        """Return a page of image tasks, newest first."""
+        _check_page(request.page_size, S.TASK_TYPE_IMAGE, request.status).raise_if_any()
+        page = await self._store.list_tasks(
+            task_store_pb2.ListTasksRequest(
+                user_id=request.user_id,
+                type=S.TASK_TYPE_IMAGE,
+                statuses=[request.status] if request.status else [],
+                page_size=min(request.page_size or 50, MAX_PAGE_SIZE),
+                page_token=request.page_token,
+            )
+        )
+        return task_service_pb2.ListImagesResponse(
+            tasks=page.tasks, next_page_token=page.next_page_token
+        )
+
+    async def GetImage(
+        self, request: task_service_pb2.GetImageRequest, context: Context
+    ) -> task_service_pb2.GetImageResponse:
+        """Return an image task; NOT_FOUND for a task of another type."""
+        return task_service_pb2.GetImageResponse(task=await self._image(request.task_id))
+
+    async def DeleteImage(
+        self, request: task_service_pb2.DeleteImageRequest, context: Context
+    ) -> task_service_pb2.DeleteImageResponse:
+        """Delete an image task; NOT_FOUND (and nothing deleted) for a task of another type."""
+        await self._image(request.task_id)  # a task's type never changes, so check then delete
+        await self._store.delete(request.task_id)
+        return task_service_pb2.DeleteImageResponse()
+
+    async def SearchImages(
+        self, request: task_service_pb2.SearchImagesRequest, context: Context
+    ) -> task_service_pb2.SearchImagesResponse:
+        """Return a page of the image tasks whose prompt contains the query, newest first."""
+        page = await self._search(request, S.TASK_TYPE_IMAGE)
+        return task_service_pb2.SearchImagesResponse(
+            tasks=page.tasks, next_page_token=page.next_page_token
+        )
+
+    async def _search(
+        self, request: Any, task_type: task_pb2.TaskType.ValueType
+    ) -> task_store_pb2.SearchTasksResponse:
+        v = _check_page(request.page_size, task_type, request.status)
+        query = request.query.strip()
+        if not query:
+            v.add("query", "is required and must not be blank")
+        elif len(query) > MAX_QUERY_CHARS:
+            v.add("query", f"must be at most {MAX_QUERY_CHARS} characters (got {len(query)})")
+        v.raise_if_any()
+        return await self._store.search(
+            task_store_pb2.SearchTasksRequest(
+                query=query,
+                user_id=request.user_id,
+                type=task_type,
+                status=request.status,
+                page_size=min(request.page_size or 50, MAX_PAGE_SIZE),
+                page_token=request.page_token,
+            )
+        )
+
+    async def _image(self, task_id: str) -> task_pb2.Task:
+        _require_task_id(task_id)
+        task, _ = await self._store.get(task_id)
+        if task.type != S.TASK_TYPE_IMAGE:
+            raise NotFound(
+                f"image {task_id} not found: task {task_id} is not an image task",
+                metadata={"task_id": task_id},
+            )
+        return task
 
     async def CancelTask(
         self, request: task_service_pb2.CancelTaskRequest, context: Context
@@ -215,6 +306,20 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         _require_task_id(request.task_id)
         async for task in self._watcher.changes(request.task_id):
             yield task_service_pb2.WatchTaskResponse(task=task)
+
+
+def _check_page(
+    page_size: int, task_type: task_pb2.TaskType.ValueType, status: task_pb2.TaskStatus.ValueType
+) -> validation.Violations:
+    """The violations of a list or search request's paging and filters (not raised yet)."""
+    v = validation.Violations()
+    if page_size < 0:
+        v.add("page_size", "must not be negative")
+    if task_type not in task_pb2.TaskType.values():
+        v.add("type", "is not a task type")
+    if status not in task_pb2.TaskStatus.values():
+        v.add("status", "is not a task status")
+    return v
 
 
 def _require_task_id(task_id: str) -> None:

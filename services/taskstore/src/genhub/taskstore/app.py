@@ -13,13 +13,28 @@ from pymongo import AsyncMongoClient
 
 from genhub.common.events import EventPublisher
 from genhub.common.server import Server
-from genhub.store.v1 import task_store_pb2, task_store_pb2_grpc
+from genhub.store.v1 import (
+    provider_store_pb2,
+    provider_store_pb2_grpc,
+    task_store_pb2,
+    task_store_pb2_grpc,
+    user_store_pb2,
+    user_store_pb2_grpc,
+)
 from genhub.taskstore.config import TaskStoreSettings
+from genhub.taskstore.provider_servicer import ProviderStoreServicer
+from genhub.taskstore.providers import ProviderRepository
 from genhub.taskstore.repository import TaskRepository
 from genhub.taskstore.servicer import TaskStoreServicer
+from genhub.taskstore.user_servicer import UserStoreServicer
+from genhub.taskstore.users import UserRepository
 
 log = logging.getLogger(__name__)
-SERVICE_NAME = task_store_pb2.DESCRIPTOR.services_by_name["TaskStoreService"].full_name
+SERVICE_NAMES = [
+    task_store_pb2.DESCRIPTOR.services_by_name["TaskStoreService"].full_name,
+    provider_store_pb2.DESCRIPTOR.services_by_name["ProviderStoreService"].full_name,
+    user_store_pb2.DESCRIPTOR.services_by_name["UserStoreService"].full_name,
+]
 
 
 @contextlib.asynccontextmanager
@@ -31,13 +46,21 @@ async def running(settings: TaskStoreSettings) -> AsyncIterator[tuple[Server, in
     redis = aioredis.Redis.from_url(
         settings.redis_url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
     )
-    server = Server([SERVICE_NAME])
+    server = Server(SERVICE_NAMES)
     port = server.bind(settings.taskstore_listen)
     try:
         repository = await TaskRepository.open(mongo, settings.mongo_db)
+        users = await UserRepository.open(mongo, settings.mongo_db)
+        providers = ProviderRepository(repository.providers, repository.writing)
         task_store_pb2_grpc.add_TaskStoreServiceServicer_to_server(
-            TaskStoreServicer(repository, EventPublisher(redis, settings.events_prefix)),
+            TaskStoreServicer(repository, providers, EventPublisher(redis, settings.events_prefix)),
             server.grpc,
+        )
+        provider_store_pb2_grpc.add_ProviderStoreServiceServicer_to_server(
+            ProviderStoreServicer(providers), server.grpc
+        )
+        user_store_pb2_grpc.add_UserStoreServiceServicer_to_server(
+            UserStoreServicer(users), server.grpc
         )
         await server.start()
         await server.mark_serving()

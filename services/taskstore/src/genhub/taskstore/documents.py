@@ -81,6 +81,7 @@ def to_document(task: task_pb2.Task, created: datetime) -> dict[str, Any]:
         "result": None,
         "usage": None,
         "provider_job_id": "",
+        "request_credentials": task.request_credentials,
         "created_at": created,
         "updated_at": created,
         "started_at": None,
@@ -110,6 +111,7 @@ def from_document(doc: dict[str, Any]) -> task_pb2.Task:
         attempts=int(doc.get("attempts", 0)),
         labels=doc.get("labels") or {},
         provider_job_id=doc.get("provider_job_id", ""),
+        request_credentials=bool(doc.get("request_credentials", False)),
     )
     kind = doc.get("spec_kind")
     if kind:

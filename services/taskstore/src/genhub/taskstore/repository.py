@@ -1,4 +1,4 @@
-"""MongoDB access for tasks and provider catalogues (pymongo's native async client).
+"""MongoDB access for tasks (pymongo's native async client).
 
 Every state change is one ``find_one_and_update`` whose filter carries the expected state (and
 run id), so concurrent workers, retries, sweeps and cancels are compare-and-set: the loser's
@@ -33,7 +33,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from genhub.common.errors import FailedPrecondition, InvalidArgument, NotFound, StoreError
 from genhub.common.ids import new_token
 from genhub.taskstore import documents, states
-from genhub.v1 import provider_pb2, task_pb2
+from genhub.v1 import task_pb2
 
 MAX_PAGE = 1000
 log = logging.getLogger(__name__)
@@ -75,6 +75,24 @@ def decode_page_token(token: str) -> str:
     return value
 
 
+def literal_pattern(text: str) -> str:
+    """A regular expression that matches ``text`` literally, read the same by MongoDB (PCRE) and
+    FerretDB (Go regexp): ASCII punctuation is backslash-escaped, control characters are written
+    ``\\xHH`` (MongoDB refuses a raw NUL in a pattern), and everything else (letters, digits,
+    spaces, CJK, emoji) stands for itself. Both engines take ``\\`` + punctuation as that
+    character. The result has no repetition or alternation, so no input can make it slow."""
+    out: list[str] = []
+    for char in text:
+        code = ord(char)
+        if code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x80 and not char.isalnum() and char != " ":
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 class TaskRepository:
     """Tasks and catalogues in one MongoDB database."""
 
@@ -84,7 +102,7 @@ class TaskRepository:
         self._client = client
         db = client[database]
         self._tasks: AsyncCollection[dict[str, Any]] = db["tasks"]
-        self._providers: AsyncCollection[dict[str, Any]] = db["providers"]
+        self.providers: AsyncCollection[dict[str, Any]] = db["providers"]
         self._write_gate = asyncio.Lock() if serialize_writes else None
 
     @classmethod
@@ -102,7 +120,8 @@ class TaskRepository:
         return repository
 
     @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[None]:
+    async def writing(self) -> AsyncIterator[None]:
+        """Hold the write gate (a no-op on MongoDB) for the block."""
         if self._write_gate is None:
             yield
             return
@@ -127,7 +146,7 @@ class TaskRepository:
         """Store a new pending task; returns the earlier task when its dedupe key exists."""
         doc = documents.to_document(task, documents.now())
         try:
-            async with self._writing():
+            async with self.writing():
                 await self._tasks.insert_one(doc)
         except DuplicateKeyError:
             existing = await self._find_one({"dedupe_key": doc["dedupe_key"]})
@@ -175,7 +194,7 @@ class TaskRepository:
             query["updated_at"] = {"$lt": flt.updated_before}
         if flt.prompt_contains:
             # Escaped: user text is matched literally; "(" or ".*" cannot become a pattern.
-            query["prompt"] = {"$regex": re.escape(flt.prompt_contains), "$options": "i"}
+            query["prompt"] = {"$regex": literal_pattern(flt.prompt_contains), "$options": "i"}
         return query
 
     async def transition(
@@ -261,39 +280,12 @@ class TaskRepository:
     async def delete(self, task_id: str) -> None:
         """Remove a task; NotFound when there is none."""
         try:
-            async with self._writing():
+            async with self.writing():
                 outcome = await self._tasks.delete_one({"_id": task_id})
         except PyMongoError as exc:
             raise StoreError(f"delete failed: {exc}") from exc
         if outcome.deleted_count == 0:
             raise NotFound(f"task {task_id} not found", metadata={"task_id": task_id})
-
-    async def put_provider(self, provider: provider_pb2.Provider) -> provider_pb2.Provider:
-        """Store a provider's declared catalogue, keeping its enabled flag if already stored."""
-        doc = documents.as_dict(provider)
-        doc.pop("enabled", None)
-        try:
-            async with self._writing():
-                stored = await self._providers.find_one_and_update(
-                    {"_id": provider.name},
-                    {
-                        "$set": {"declared": doc, "updated_at": documents.now()},
-                        "$setOnInsert": {"enabled": True},
-                    },
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-        except PyMongoError as exc:
-            raise StoreError(f"put provider failed: {exc}") from exc
-        return _provider(stored)
-
-    async def list_providers(self) -> list[provider_pb2.Provider]:
-        """Every stored provider, by name."""
-        try:
-            docs = await self._providers.find({}).sort("_id", ASCENDING).to_list()
-        except PyMongoError as exc:
-            raise StoreError(f"list providers failed: {exc}") from exc
-        return [_provider(d) for d in docs]
 
     async def _refuse(
         self, task_id: str, expected: list[task_pb2.TaskStatus.ValueType], run_id: str
@@ -345,12 +337,3 @@ class TaskRepository:
             return await self._tasks.find_one(query)
         except PyMongoError as exc:
             raise StoreError(f"read failed: {exc}") from exc
-
-
-def _provider(doc: dict[str, Any] | None) -> provider_pb2.Provider:
-    from google.protobuf import json_format
-
-    assert doc is not None
-    provider = json_format.ParseDict(doc.get("declared", {}), provider_pb2.Provider())
-    provider.enabled = bool(doc.get("enabled", True))
-    return provider

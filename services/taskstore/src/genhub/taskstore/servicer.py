@@ -12,10 +12,12 @@ from genhub.common.events import EventPublisher
 from genhub.common.ids import new_id
 from genhub.store.v1 import task_store_pb2 as pb
 from genhub.store.v1 import task_store_pb2_grpc
+from genhub.taskstore.providers import ProviderRepository
 from genhub.taskstore.repository import TaskFilter, TaskRepository
 from genhub.v1 import task_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
+MAX_QUERY_CHARS = 200  # a search scans every task: keep each comparison cheap
 
 
 def _require_id(task_id: str) -> None:
@@ -27,8 +29,11 @@ def _require_id(task_id: str) -> None:
 class TaskStoreServicer(task_store_pb2_grpc.TaskStoreServiceServicer):
     """Owns the task state machine; publishes a status event on every change."""
 
-    def __init__(self, repository: TaskRepository, events: EventPublisher) -> None:
+    def __init__(
+        self, repository: TaskRepository, providers: ProviderRepository, events: EventPublisher
+    ) -> None:
         self._repo = repository
+        self._providers = providers
         self._events = events
 
     async def InsertTask(
@@ -113,6 +118,8 @@ class TaskStoreServicer(task_store_pb2_grpc.TaskStoreServiceServicer):
         """Tasks whose prompt contains the query, literally and case-insensitively."""
         if not request.query.strip():
             raise InvalidArgument.one("query", "is required")
+        if len(request.query) > MAX_QUERY_CHARS:
+            raise InvalidArgument.one("query", f"must be at most {MAX_QUERY_CHARS} characters")
         flt = TaskFilter(
             user_id=request.user_id,
             type=request.type,
@@ -128,13 +135,13 @@ class TaskStoreServicer(task_store_pb2_grpc.TaskStoreServiceServicer):
         """Store the catalogue a provider's workers declare."""
         if not request.provider.name:
             raise InvalidArgument.one("provider.name", "is required")
-        return pb.PutProviderResponse(provider=await self._repo.put_provider(request.provider))
+        return pb.PutProviderResponse(provider=await self._providers.put_declared(request.provider))
 
     async def ListProviders(
         self, request: pb.ListProvidersRequest, context: Context
     ) -> pb.ListProvidersResponse:
         """Every stored provider."""
-        return pb.ListProvidersResponse(providers=await self._repo.list_providers())
+        return pb.ListProvidersResponse(providers=await self._providers.list_providers())
 
 
 def _utc() -> Any:

@@ -6,12 +6,21 @@ A provider package implements :class:`Provider` and registers a factory under th
 
 from genhub.providers.sdk.catalogue import load_catalogue
 from genhub.providers.sdk.errors import PermanentError, ProviderError, RetryableError
-from genhub.providers.sdk.protocol import Call, Finished, Outcome, Pending, Provider, Submitted
+from genhub.providers.sdk.protocol import (
+    Call,
+    CallConfig,
+    Finished,
+    Outcome,
+    Pending,
+    Provider,
+    Submitted,
+)
 from genhub.providers.sdk.registry import ENTRY_POINT_GROUP, available_providers, load_provider
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Call",
+    "CallConfig",
     "Finished",
     "Outcome",
     "Pending",

@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from genhub.v1 import provider_pb2, task_pb2
+
+
+@dataclass(frozen=True)
+class CallConfig:
+    """The provider configuration for one call, already resolved by the dispatcher.
+
+    ``source`` tells where the credentials came from: "request" (the create request),
+    "stored" (ProviderService) or "deployment" (empty credentials: the adapter falls back to its
+    own environment, e.g. ``ARK_API_KEY``). Adapters must never log these values.
+    """
+
+    source: str = "deployment"
+    api_key: str = field(default="", repr=False)
+    access_key_id: str = ""
+    secret_access_key: str = field(default="", repr=False)
+    api_base: str = ""
+    default_model: str = ""
+    timeout_seconds: float = 0.0
+    max_retries: int = 0
+    extra_headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -16,6 +36,7 @@ class Call:
     task: task_pb2.Task
     model: provider_pb2.Model
     attempt: int  # 1 for the first start; counts restarts after crashes and retries
+    config: CallConfig = field(default_factory=CallConfig)
 
 
 @dataclass(frozen=True)

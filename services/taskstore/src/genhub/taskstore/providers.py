@@ -1,0 +1,174 @@
+"""Provider documents: the catalogue workers declare, operator model overrides, the enabled flag,
+and the provider configuration (secrets already encrypted by the gateway).
+
+One document per provider in the ``providers`` collection::
+
+    {_id: name, declared: Provider, overrides: {model_id: Model}, enabled: bool,
+     config: StoredProviderConfig | absent, updated_at}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from google.protobuf import json_format, timestamp_pb2
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import PyMongoError
+
+from genhub.common.errors import NotFound, StoreError
+from genhub.store.v1 import provider_store_pb2
+from genhub.taskstore import documents
+from genhub.v1 import provider_pb2
+
+Writing = Callable[[], AbstractAsyncContextManager[None]]
+
+
+def merged_provider(doc: dict[str, Any]) -> provider_pb2.Provider:
+    """The provider as clients see it: declared models, with overrides replacing or adding."""
+    provider = json_format.ParseDict(
+        doc.get("declared") or {"name": doc["_id"]}, provider_pb2.Provider()
+    )
+    provider.name = doc["_id"]
+    provider.enabled = bool(doc.get("enabled", True))
+    overrides = {
+        model_id: json_format.ParseDict(model, provider_pb2.Model())
+        for model_id, model in (doc.get("overrides") or {}).items()
+    }
+    models = [overrides.pop(m.model, m) for m in provider.models]
+    models += [overrides[k] for k in sorted(overrides)]
+    del provider.models[:]
+    provider.models.extend(models)
+    del provider.task_types[:]
+    provider.task_types.extend(sorted({m.type for m in models}))
+    return provider
+
+
+def _stored(doc: dict[str, Any]) -> provider_store_pb2.StoredProviderConfig:
+    stored = json_format.ParseDict(doc["config"], provider_store_pb2.StoredProviderConfig())
+    stored.config.provider = doc["_id"]
+    stored.config.enabled = bool(doc.get("enabled", True))
+    updated = doc.get("updated_at")
+    if updated is not None:
+        ts = timestamp_pb2.Timestamp()
+        ts.FromDatetime(updated)
+        stored.config.update_time.CopyFrom(ts)
+    return stored
+
+
+class ProviderRepository:
+    """Provider documents; every write goes through the store's write gate."""
+
+    def __init__(self, collection: AsyncCollection[dict[str, Any]], writing: Writing) -> None:
+        self._providers = collection
+        self._writing = writing
+
+    async def _update(
+        self, name: str, update: dict[str, Any], *, upsert: bool = False
+    ) -> dict[str, Any] | None:
+        update.setdefault("$set", {})["updated_at"] = documents.now()
+        try:
+            async with self._writing():
+                return await self._providers.find_one_and_update(
+                    {"_id": name}, update, upsert=upsert, return_document=ReturnDocument.AFTER
+                )
+        except PyMongoError as exc:
+            raise StoreError(f"provider update failed: {exc}") from exc
+
+    async def _get(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._providers.find_one({"_id": name})
+        except PyMongoError as exc:
+            raise StoreError(f"provider read failed: {exc}") from exc
+
+    async def put_declared(self, provider: provider_pb2.Provider) -> provider_pb2.Provider:
+        """Store the catalogue a provider's workers declare; a new provider starts enabled."""
+        declared = documents.as_dict(provider)
+        declared.pop("enabled", None)
+        doc = await self._update(
+            provider.name,
+            {"$set": {"declared": declared}, "$setOnInsert": {"enabled": True}},
+            upsert=True,
+        )
+        assert doc is not None
+        return merged_provider(doc)
+
+    async def list_providers(self) -> list[provider_pb2.Provider]:
+        """Every known provider, by name."""
+        try:
+            docs = await self._providers.find({}).sort("_id", ASCENDING).to_list()
+        except PyMongoError as exc:
+            raise StoreError(f"list providers failed: {exc}") from exc
+        return [merged_provider(d) for d in docs if d.get("declared")]
+
+    async def _known(self, name: str) -> dict[str, Any]:
+        doc = await self._get(name)
+        if doc is None or not doc.get("declared"):
+            raise NotFound(f"provider {name!r} is not known", metadata={"provider": name})
+        return doc
+
+    async def set_enabled(self, name: str, enabled: bool) -> provider_pb2.Provider:
+        """Enable or disable a known provider."""
+        await self._known(name)
+        doc = await self._update(name, {"$set": {"enabled": enabled}})
+        assert doc is not None
+        return merged_provider(doc)
+
+    async def put_model(self, name: str, model: provider_pb2.Model) -> provider_pb2.Provider:
+        """Add or replace a model of a known provider."""
+        doc = await self._known(name)
+        overrides = dict(doc.get("overrides") or {})
+        overrides[model.model] = documents.as_dict(model)
+        # The whole map is rewritten: model ids may contain dots, which a field path cannot.
+        updated = await self._update(name, {"$set": {"overrides": overrides}})
+        assert updated is not None
+        return merged_provider(updated)
+
+    async def delete_model(self, name: str, model: str) -> provider_pb2.Provider:
+        """Remove an override; NotFound when there is none."""
+        doc = await self._known(name)
+        overrides = dict(doc.get("overrides") or {})
+        if overrides.pop(model, None) is None:
+            raise NotFound(f"provider {name!r} has no override for model {model!r}")
+        updated = await self._update(name, {"$set": {"overrides": overrides}})
+        assert updated is not None
+        return merged_provider(updated)
+
+    async def put_config(
+        self, stored: provider_store_pb2.StoredProviderConfig
+    ) -> provider_store_pb2.StoredProviderConfig:
+        """Store a provider's configuration (its version is bumped)."""
+        name = stored.config.provider
+        doc = await self._known(name)
+        body = provider_store_pb2.StoredProviderConfig()
+        body.CopyFrom(stored)
+        body.version = int((doc.get("config") or {}).get("version", 0)) + 1
+        body.config.ClearField("enabled")
+        body.config.ClearField("update_time")
+        updated = await self._update(name, {"$set": {"config": documents.as_dict(body)}})
+        assert updated is not None
+        return _stored(updated)
+
+    async def get_config(self, name: str) -> provider_store_pb2.StoredProviderConfig:
+        """A provider's stored configuration; NotFound when none is stored."""
+        doc = await self._get(name)
+        if doc is None or not doc.get("config"):
+            raise NotFound(
+                f"provider {name!r} has no stored configuration", metadata={"provider": name}
+            )
+        return _stored(doc)
+
+    async def list_configs(self) -> list[provider_store_pb2.StoredProviderConfig]:
+        """Every stored configuration, by provider."""
+        try:
+            docs = await self._providers.find({}).sort("_id", ASCENDING).to_list()
+        except PyMongoError as exc:
+            raise StoreError(f"list provider configs failed: {exc}") from exc
+        return [_stored(d) for d in docs if d.get("config")]
+
+    async def delete_config(self, name: str) -> None:
+        """Remove a stored configuration; NotFound when none is stored."""
+        await self.get_config(name)
+        await self._update(name, {"$unset": {"config": ""}})

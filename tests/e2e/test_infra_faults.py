@@ -1,0 +1,95 @@
+"""Infrastructure faults: a restarted RabbitMQ or FerretDB loses no task and duplicates no result.
+
+These restart the shared local services (through ``scripts/infra.sh restart``), so they run
+against the infrastructure ``make infra-up`` started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aio_pika
+import grpc
+import pytest
+
+from genhub.dispatcher.sweeper import Sweeper
+from genhub.v1 import task_pb2
+from tests.support import infra
+from tests.support.stack import Stack, dispatcher_settings, start_stack
+from tests.support.tasks import S, text_request, wait_status
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _restart(service: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(ROOT / "scripts" / "infra.sh"),
+        "restart",
+        service,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+
+
+@pytest.fixture
+async def stack(vhost: str, database: str) -> AsyncIterator[Stack]:
+    async with start_stack(vhost, database) as running:
+        yield running
+
+
+async def _finish_all(stack: Stack, tasks: list[task_pb2.Task]) -> list[task_pb2.Task]:
+    return [
+        await wait_status(stack.tasks, t.task_id, {S.TASK_STATUS_SUCCEEDED}, timeout=60)
+        for t in tasks
+    ]
+
+
+async def test_a_broker_restart_loses_no_task(stack: Stack) -> None:
+    before = [
+        (await stack.tasks.CreateTextTask(text_request(f"before {i} [sleep:500]"))).task
+        for i in range(6)
+    ]
+    await wait_status(stack.tasks, before[0].task_id, {S.TASK_STATUS_RUNNING})
+    restart = asyncio.create_task(_restart("rabbitmq"))
+    # Creates during the outage are stored and answered as pending, never refused or lost.
+    during: list[task_pb2.Task] = []
+    while not restart.done():
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            during.append((await stack.tasks.CreateTextTask(text_request("during"))).task)
+        await asyncio.sleep(0.2)  # pacing the clients, not synchronising
+    await restart
+    assert during, "no task was created while the broker restarted"
+
+    # Whatever the outage left pending, the sweeper publishes.
+    connection = await aio_pika.connect_robust(infra.amqp_url(stack.vhost))
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        settings = dispatcher_settings(
+            stack.vhost, stack.taskstore_addr, pending_grace_seconds=0.001
+        )
+        await Sweeper(settings, stack.store, channel).sweep()
+
+    done = await _finish_all(stack, before + during)
+    assert all(d.result.text.startswith("Demo answer to:") for d in done)
+    # Exactly one result per task, and no task ran more than once per delivery it lost.
+    assert all(1 <= d.attempts <= 2 for d in done)
+    assert len({d.task_id for d in done}) == len(before) + len(during)
+
+
+async def test_a_database_restart_loses_no_task(stack: Stack) -> None:
+    tasks = [
+        (await stack.tasks.CreateTextTask(text_request(f"db {i} [sleep:300]"))).task
+        for i in range(6)
+    ]
+    await wait_status(stack.tasks, tasks[0].task_id, {S.TASK_STATUS_RUNNING})
+    await _restart("ferretdb")
+    done = await _finish_all(stack, tasks)
+    assert all(d.result.text.startswith("Demo answer to: db") for d in done)
+    after = (await stack.tasks.CreateTextTask(text_request("after the restart"))).task
+    await wait_status(stack.tasks, after.task_id, {S.TASK_STATUS_SUCCEEDED})
