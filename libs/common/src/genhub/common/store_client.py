@@ -25,6 +25,7 @@ from genhub.v1 import provider_pb2, task_pb2
 T = TypeVar("T")
 _DETAILS_KEY = "grpc-status-details-bin"
 CALL_TIMEOUT = 10.0
+SEARCH_TIMEOUT = 30.0
 
 
 def from_rpc_error(exc: grpc.aio.AioRpcError) -> GenHubError:
@@ -62,9 +63,11 @@ class TaskStoreClient:
         self.channel = channel  # shared by the other task-store clients
         self._stub = task_store_pb2_grpc.TaskStoreServiceStub(channel)
 
-    async def _call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+    async def _call(
+        self, method: Callable[..., Awaitable[T]], request: Any, timeout: float = CALL_TIMEOUT
+    ) -> T:
         try:
-            return await method(request, timeout=CALL_TIMEOUT, wait_for_ready=True)
+            return await method(request, timeout=timeout, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
 
@@ -118,8 +121,8 @@ class TaskStoreClient:
         await self._call(self._stub.DeleteTask, pb.DeleteTaskRequest(task_id=task_id))
 
     async def search(self, request: pb.SearchTasksRequest) -> pb.SearchTasksResponse:
-        """Prompt search."""
-        return await self._call(self._stub.SearchTasks, request)
+        """Prompt search: a scan of every stored prompt on FerretDB, hence its longer deadline."""
+        return await self._call(self._stub.SearchTasks, request, timeout=SEARCH_TIMEOUT)
 
     async def put_provider(self, provider: provider_pb2.Provider) -> provider_pb2.Provider:
         """Store a provider's declared catalogue."""
