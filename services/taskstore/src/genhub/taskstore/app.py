@@ -50,7 +50,8 @@ async def running(settings: TaskStoreSettings) -> AsyncIterator[tuple[Server, in
     port = server.bind(settings.taskstore_listen)
     try:
         repository = await TaskRepository.open(mongo, settings.mongo_db)
-        users = await UserRepository.open(mongo, settings.mongo_db)
+        users = UserRepository(mongo[settings.mongo_db]["users"], repository.writing)
+        await users.ensure_indexes()
         providers = ProviderRepository(repository.providers, repository.writing)
         task_store_pb2_grpc.add_TaskStoreServiceServicer_to_server(
             TaskStoreServicer(repository, providers, EventPublisher(redis, settings.events_prefix)),

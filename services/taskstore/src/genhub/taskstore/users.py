@@ -19,21 +19,20 @@ insert, which both servers refuse with a duplicate-key error when the email is t
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from genhub.common.errors import AlreadyExists, InvalidArgument, NotFound, StoreError
 from genhub.common.ids import new_id
 from genhub.taskstore import documents
+from genhub.taskstore.providers import Writing
 from genhub.v1 import user_service_pb2
 
 User = user_service_pb2.User
@@ -96,30 +95,11 @@ def from_document(doc: dict[str, Any]) -> user_service_pb2.User:
 class UserRepository:
     """Users in one MongoDB database."""
 
-    def __init__(
-        self, client: AsyncMongoClient[dict[str, Any]], database: str, *, serialize_writes: bool
-    ) -> None:
-        self._users: AsyncCollection[dict[str, Any]] = client[database]["users"]
-        self._write_gate = asyncio.Lock() if serialize_writes else None
-
-    @classmethod
-    async def open(cls, client: AsyncMongoClient[dict[str, Any]], database: str) -> UserRepository:
-        """Connect, detect the server (MongoDB or FerretDB) and create the indexes."""
-        try:
-            info = await client.admin.command("buildInfo")
-        except PyMongoError as exc:
-            raise StoreError(f"MongoDB is unreachable: {exc}") from exc
-        repository = cls(client, database, serialize_writes="ferretdbVersion" in info)
-        await repository.ensure_indexes()
-        return repository
-
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[None]:
-        if self._write_gate is None:
-            yield
-            return
-        async with self._write_gate:
-            yield
+    def __init__(self, collection: AsyncCollection[dict[str, Any]], writing: Writing) -> None:
+        # ``writing`` is task-store's one write gate (serialising writes on FerretDB, see
+        # repository.py), shared so every collection's compare-and-set goes through it.
+        self._users = collection
+        self._writing = writing
 
     async def ensure_indexes(self) -> None:
         """Create the unique email index (idempotent)."""
