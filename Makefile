@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 BUF := .cache/bin/buf
 UV := .cache/bootstrap/bin/uv
 
-.PHONY: help install tools gen lint lock infra-up infra-down test test-unit run bench
+.PHONY: help install tools gen lint breaking lock infra-up infra-down test test-unit run bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ lint: install tools ## buf lint + format check, stub drift, ruff, mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+breaking: install tools ## buf breaking-change check of protos/ against git REF (default: HEAD)
+	@scripts/breaking.sh $(REF)
 
 lock: ## Re-resolve requirements.in into requirements.lock
 	@scripts/install.sh

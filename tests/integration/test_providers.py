@@ -274,13 +274,14 @@ async def test_bad_config_names_the_field(
     assert words in found[field], found
 
 
-async def test_unknown_provider_config_is_not_found(stack: Stack) -> None:
+async def test_a_config_for_an_unknown_provider_names_the_field(stack: Stack) -> None:
     request = provider_service_pb2.UpsertProviderConfigRequest(
         config=provider_pb2.ProviderConfig(provider="nope", api_key=API_KEY)
     )
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await _providers(stack).UpsertProviderConfig(request)
-    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown provider" in violations(raised.value)["config.provider"]
     assert API_KEY not in (raised.value.details() or "")
 
 

@@ -126,7 +126,14 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
     ) -> provider_service_pb2.UpsertProviderConfigResponse:
         """Validate, encrypt the secrets, store; answer masked."""
         config = request.config
-        provider = await self._known(config.provider, "config.provider")
+        try:
+            provider = await self._known(config.provider, "config.provider")
+        except NotFound:
+            # The provider is a field of the request, so this is bad input, not a missing resource.
+            raise InvalidArgument.one(
+                "config.provider",
+                f"unknown provider {config.provider!r} (no worker has declared it)",
+            ) from None
         self._validate(config, provider)
         previous: provider_store_pb2.StoredProviderConfig | None
         try:
