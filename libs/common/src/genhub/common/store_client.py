@@ -64,10 +64,10 @@ class TaskStoreClient:
         self._stub = task_store_pb2_grpc.TaskStoreServiceStub(channel)
 
     async def _call(
-        self, method: Callable[..., Awaitable[T]], request: Any, timeout: float = CALL_TIMEOUT
+        self, method: Callable[..., Awaitable[T]], request: Any, deadline: float = CALL_TIMEOUT
     ) -> T:
         try:
-            return await method(request, timeout=timeout, wait_for_ready=True)
+            return await method(request, timeout=deadline, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
 
@@ -122,7 +122,7 @@ class TaskStoreClient:
 
     async def search(self, request: pb.SearchTasksRequest) -> pb.SearchTasksResponse:
         """Prompt search: a scan of every stored prompt on FerretDB, hence its longer deadline."""
-        return await self._call(self._stub.SearchTasks, request, timeout=SEARCH_TIMEOUT)
+        return await self._call(self._stub.SearchTasks, request, deadline=SEARCH_TIMEOUT)
 
     async def put_provider(self, provider: provider_pb2.Provider) -> provider_pb2.Provider:
         """Store a provider's declared catalogue."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import grpc
@@ -66,7 +67,7 @@ class TaskStoreServicer(task_store_pb2_grpc.TaskStoreServiceServicer):
             type=request.type,
             statuses=tuple(request.statuses),
             provider=request.provider,
-            updated_before=request.updated_before.ToDatetime(tzinfo=_utc())
+            updated_before=request.updated_before.ToDatetime(tzinfo=UTC)
             if request.HasField("updated_before")
             else None,
         )
@@ -142,9 +143,3 @@ class TaskStoreServicer(task_store_pb2_grpc.TaskStoreServiceServicer):
     ) -> pb.ListProvidersResponse:
         """Every stored provider."""
         return pb.ListProvidersResponse(providers=await self._providers.list_providers())
-
-
-def _utc() -> Any:
-    from datetime import UTC
-
-    return UTC
