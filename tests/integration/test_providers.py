@@ -261,6 +261,10 @@ async def test_a_catalogue_override_adds_a_model_that_runs(stack: Stack) -> None
         ({"timeout": duration_pb2.Duration(seconds=-1)}, "config.timeout", "between"),
         ({"max_retries": 11}, "config.max_retries", "between"),
         ({"extra_headers": {"Authorization": "x"}}, "config.extra_headers", "api_key"),
+        ({"extra_headers": {"X-Api-Key": "x"}}, "config.extra_headers", "api_key"),
+        ({"extra_headers": {"X-Ok\n": "x"}}, "config.extra_headers", "not a valid header"),
+        ({"api_base": "http://[::1"}, "config.api_base", "http"),
+        ({"api_base": "https://user:pw@ark.example.test"}, "config.api_base", "credentials"),
         ({"secret_access_key": "s"}, "config.access_key_id", "required"),
     ],
 )

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
 from genhub.common import topology
+from genhub.common.topology import TaskMessage
+from genhub.dispatcher.worker import Action
 from tests.support import infra
 from tests.support.stack import Stack
 from tests.support.tasks import S, text_request, wait_status
@@ -51,3 +57,26 @@ async def test_empty_result_is_a_retryable_failure_never_a_success(stack: Stack)
     assert failed.error.code == "EMPTY_RESULT"
     assert failed.attempts == 3
     assert not failed.result.text
+
+
+async def test_a_task_whose_worker_keeps_dying_fails_instead_of_looping(
+    stack: Stack, mongo: AsyncMongoClient[dict[str, Any]]
+) -> None:
+    task, _ = await stack.store.insert(
+        S.Task(
+            type=S.TASK_TYPE_TEXT,
+            provider="demo",
+            model="demo-text",
+            text=S.TextSpec(prompt="poison"),
+        )
+    )
+    # As after three workers were killed running it: running, attempts used up, redelivered.
+    await mongo[stack.database]["tasks"].update_one(
+        {"_id": task.task_id}, {"$set": {"status": "running", "attempts": 3, "run_id": "r"}}
+    )
+    assert stack.worker is not None
+    action = await stack.worker.handle(TaskMessage(task.task_id), redelivered=True)
+    assert action is Action.DEAD_LETTER
+    failed, _ = await stack.store.get(task.task_id)
+    assert failed.status == S.TASK_STATUS_FAILED
+    assert failed.error.code == "WORKER_CRASHED"

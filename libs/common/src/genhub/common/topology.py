@@ -27,8 +27,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import aio_pika
+import aio_pika.exceptions
 from aio_pika.abc import AbstractChannel, AbstractExchange
+from aiormq.exceptions import AMQPError
 
+from genhub.common.errors import BrokerError
 from genhub.v1 import task_pb2
 
 TASKS_EXCHANGE = "genhub.tasks"
@@ -199,10 +202,20 @@ async def publish(
         expiration=delay if delay > 0 else None,
     )
     if delay > 0:
-        exchange = await channel.get_exchange(DELAY_EXCHANGE, ensure=False)
-        key = f"{provider}.{delay_bucket(delay)}s"
+        name, key = DELAY_EXCHANGE, f"{provider}.{delay_bucket(delay)}s"
     else:
-        exchange = await channel.get_exchange(TASKS_EXCHANGE, ensure=False)
-        key = provider
-    # Bounded: while the broker is away a publish fails fast instead of hanging the caller.
-    await exchange.publish(amqp_message, routing_key=key, mandatory=True, timeout=PUBLISH_TIMEOUT)
+        name, key = TASKS_EXCHANGE, provider
+    try:
+        exchange = await channel.get_exchange(name, ensure=False)
+        # Bounded: while the broker is away a publish fails fast instead of hanging the caller.
+        await exchange.publish(
+            amqp_message, routing_key=key, mandatory=True, timeout=PUBLISH_TIMEOUT
+        )
+    except (
+        AMQPError,
+        aio_pika.exceptions.AMQPException,
+        OSError,
+        TimeoutError,
+        RuntimeError,
+    ) as exc:
+        raise BrokerError(f"publish to {provider} not confirmed: {exc!r}") from exc

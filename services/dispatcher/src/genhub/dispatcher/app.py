@@ -54,10 +54,14 @@ async def running(
                 SecretBox.from_setting(settings.secrets_keys.get_secret_value()),
             )
             await config.refresh()
-            channel = await connection.channel(publisher_confirms=True)
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             worker = Worker(settings, adapter, store, channel, config)
             await worker.start()
-            sweeper = Sweeper(settings, store, await connection.channel(publisher_confirms=True))
+            sweeper = Sweeper(
+                settings,
+                store,
+                await connection.channel(publisher_confirms=True, on_return_raises=True),
+            )
             sweeper_task = asyncio.create_task(sweeper.run_forever())
             config_task = asyncio.create_task(config.run_forever(settings.config_refresh_seconds))
             log.info(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 from aio_pika.abc import AbstractChannel
@@ -48,20 +49,30 @@ class Sweeper:
         while True:
             try:
                 await self.sweep()
-            except GenHubError as exc:
-                log.warning("sweep skipped: %s", exc)
+            except Exception:
+                # Whatever failed (store, broker), the next pass tries again: a sweeper that
+                # died here would leave every later orphan behind.
+                log.exception("sweep pass failed")
             await asyncio.sleep(self._settings.sweep_interval_seconds)
 
     async def sweep(self) -> int:
         """One pass; returns how many tasks it acted on."""
         s = self._settings
         acted = 0
-        for task in await self._stale(S.TASK_STATUS_PENDING, s.pending_grace_seconds):
-            acted += await self._republish(task, "pending")
-        for task in await self._stale(S.TASK_STATUS_QUEUED, s.stale_queued_seconds):
-            acted += await self._republish(task, "queued")
-        for task in await self._stale(S.TASK_STATUS_RUNNING, s.stale_running_seconds):
-            acted += await self._requeue_running(task)
+        rules = (
+            (S.TASK_STATUS_PENDING, s.pending_grace_seconds),
+            (S.TASK_STATUS_QUEUED, s.stale_queued_seconds),
+            (S.TASK_STATUS_RUNNING, s.stale_running_seconds),
+        )
+        for status, older_than in rules:
+            for task in await self._stale(status, older_than):
+                try:
+                    if status == S.TASK_STATUS_RUNNING:
+                        acted += await self._requeue_running(task, older_than)
+                    else:
+                        acted += await self._republish(task, S.TaskStatus.Name(status))
+                except GenHubError as exc:
+                    log.warning("sweeper skipped a task: %s", exc, extra={"task_id": task.task_id})
         return acted
 
     async def _stale(
@@ -92,29 +103,49 @@ class Sweeper:
         log.info("sweeper republished a %s task", was, extra={"task_id": task.task_id})
         return 1
 
-    async def _requeue_running(self, task: task_pb2.Task) -> int:
+    async def _requeue_running(self, listed: task_pb2.Task, older_than: float) -> int:
+        # Re-read: another sweeper may have requeued it and a worker claimed it since the list;
+        # only a run that is still stale, and still the same run, is taken away.
+        try:
+            task, run_id = await self._store.get(listed.task_id)
+        except NotFound:
+            return 0
+        age = time.time() - task.update_time.ToDatetime(tzinfo=UTC).timestamp()
+        if task.status != S.TASK_STATUS_RUNNING or age < older_than:
+            return 0
         error = S.TaskError(
             code="WORKER_LOST", message="the run stopped reporting; retried", retryable=True
         )
-        out_of_attempts = task.attempts >= self._settings.max_attempts
-        try:
-            await self._store.transition(
-                task.task_id,
-                [S.TASK_STATUS_RUNNING],
-                S.TASK_STATUS_FAILED if out_of_attempts else S.TASK_STATUS_QUEUED,
-                error=error,
-            )
-        except (FailedPrecondition, NotFound):
-            return 0
-        if out_of_attempts:
-            metrics.SWEPT.labels(task.provider, "failed_running").inc()
+        if task.attempts >= self._settings.max_attempts:
+            with contextlib.suppress(FailedPrecondition, NotFound):
+                await self._store.transition(
+                    task.task_id,
+                    [S.TASK_STATUS_RUNNING],
+                    S.TASK_STATUS_FAILED,
+                    expected_run_id=run_id,
+                    error=error,
+                )
+                metrics.SWEPT.labels(task.provider, "failed_running").inc()
             return 1
+        # Publish first (delayed, so the queued status is written before it is delivered), then
+        # hand the task back: a crash in between leaves it running and stale for the next pass.
         await topology.publish(
             self._channel,
             task.provider,
             TaskMessage(task.task_id, retry=task.attempts),
             priority=task.priority,
+            delay=1.0,
         )
+        try:
+            await self._store.transition(
+                task.task_id,
+                [S.TASK_STATUS_RUNNING],
+                S.TASK_STATUS_QUEUED,
+                expected_run_id=run_id,
+                error=error,
+            )
+        except (FailedPrecondition, NotFound):
+            return 0  # it moved on; the extra message will be skipped
         metrics.SWEPT.labels(task.provider, "requeued_running").inc()
         log.warning("sweeper requeued a stale running task", extra={"task_id": task.task_id})
         return 1

@@ -171,6 +171,24 @@ class Worker:
             model = self._model(task.model)
         if model is None:
             return await self._fail_unrouted(task)
+        if (
+            redelivered
+            and task.status == S.TASK_STATUS_RUNNING
+            and task.attempts >= self._settings.max_attempts
+        ):
+            # Every run so far died with its worker (a poison task: a crash, an OOM kill).
+            # Redelivery alone would retry it forever; stop and keep the message for operators.
+            with contextlib.suppress(FailedPrecondition):
+                await self._store.transition(
+                    task.task_id,
+                    [S.TASK_STATUS_RUNNING],
+                    S.TASK_STATUS_FAILED,
+                    error=S.TaskError(
+                        code="WORKER_CRASHED",
+                        message=f"the worker running it stopped {task.attempts} times",
+                    ),
+                )
+            return Action.DEAD_LETTER
         sources = [S.TASK_STATUS_PENDING, S.TASK_STATUS_QUEUED]
         if redelivered:
             # Our earlier delivery died with its worker: take the run over.
@@ -202,19 +220,29 @@ class Worker:
             return await self._schedule_poll(body, task, 0.0)
         submitted = await self._timed("submit", call, self._provider.submit(call))
         # Store the job id before any waiting, so a crash from here on never submits again.
-        await self._store.transition(
-            task.task_id,
-            [S.TASK_STATUS_RUNNING],
-            S.TASK_STATUS_RUNNING,
-            expected_run_id=run_id,
-            provider_job_id=submitted.job_id,
-        )
+        try:
+            await self._store.transition(
+                task.task_id,
+                [S.TASK_STATUS_RUNNING],
+                S.TASK_STATUS_RUNNING,
+                expected_run_id=run_id,
+                provider_job_id=submitted.job_id,
+            )
+        except FailedPrecondition:
+            # Cancelled (or taken over) while submitting: do not leave a paid job running.
+            try:
+                await self._provider.cancel(call, submitted.job_id)
+            except ProviderError as exc:
+                log.warning("provider job not cancelled: %s", exc)
+            return Action.ACK
         return await self._schedule_poll(body, task, submitted.poll_after)
 
     async def _schedule_poll(self, body: TaskMessage, task: task_pb2.Task, after: float) -> Action:
         message = TaskMessage(task.task_id, MessageKind.POLL, body.retry, body.credentials)
+        # Polls come well before the sweeper would call the run lost, whatever the provider says.
+        delay = min(max(after, 0.5), self._settings.stale_running_seconds / 3)
         await topology.publish(
-            self._channel, task.provider, message, priority=task.priority, delay=max(after, 0.5)
+            self._channel, task.provider, message, priority=task.priority, delay=delay
         )
         return Action.ACK
 

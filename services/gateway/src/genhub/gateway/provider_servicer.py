@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import grpc
+from cryptography.fernet import InvalidToken
 
 from genhub.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from genhub.common.provider_client import ProviderStoreClient
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 _RESERVED_HEADERS = frozenset({"authorization", "host", "content-length", "content-type"})
+_SECRET_HEADER = re.compile(r"auth|key|token|secret|password|cookie|signature", re.IGNORECASE)
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 MAX_TIMEOUT_SECONDS = 3600
 MAX_RETRIES = 10
@@ -175,9 +177,15 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
     def _validate(config: provider_pb2.ProviderConfig, provider: provider_pb2.Provider) -> None:
         v = Violations()
         if config.api_base:
-            parsed = urlparse(config.api_base)
-            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            try:
+                parsed = urlparse(config.api_base)
+                host = parsed.hostname
+            except ValueError:
+                parsed, host = None, None
+            if parsed is None or parsed.scheme not in ("http", "https") or not host:
                 v.add("config.api_base", "must be an http:// or https:// URL with a host")
+            elif parsed.username or parsed.password:
+                v.add("config.api_base", "must not carry credentials (use api_key)")
         known = {m.model for m in provider.models}
         for i, model in enumerate(config.models):
             if model not in known:
@@ -192,10 +200,11 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
         if not 0 <= config.max_retries <= MAX_RETRIES:
             v.add("config.max_retries", f"must be between 0 and {MAX_RETRIES}")
         for name, value in config.extra_headers.items():
-            if not _HEADER_NAME.match(name):
+            if not _HEADER_NAME.fullmatch(name):
                 v.add("config.extra_headers", f"{name!r} is not a valid header name")
-            elif name.lower() in _RESERVED_HEADERS:
-                v.add("config.extra_headers", f"{name!r} is set by GenHub (keys go in api_key)")
+            elif name.lower() in _RESERVED_HEADERS or _SECRET_HEADER.search(name):
+                # Header values are stored and shown in clear; secrets belong in api_key.
+                v.add("config.extra_headers", f"{name!r} looks like a credential: use api_key")
             if "\n" in value or "\r" in value:
                 v.add(f"config.extra_headers[{name}]", "must be a single line")
         if config.secret_access_key and not config.access_key_id:
@@ -265,7 +274,16 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
             for name in ("api_key_ciphertext", "secret_access_key_ciphertext"):
                 token = getattr(stored, name)
                 if token and not self._box.is_current(token):
-                    setattr(fresh, name, self._box.rotate(token))
+                    try:
+                        setattr(fresh, name, self._box.rotate(token))
+                    except InvalidToken:
+                        # Not fatal: the gateway must start; workers fail tasks that need it.
+                        log.error(
+                            "SECRET_UNREADABLE: a stored %s of %s matches no configured key",
+                            name.removesuffix("_ciphertext"),
+                            stored.config.provider,
+                        )
+                        continue
                     dirty = True
             if dirty:
                 await self._providers.put_config(fresh)

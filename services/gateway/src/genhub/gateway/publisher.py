@@ -30,7 +30,9 @@ class TaskPublisher:
         """Open the connection and channel."""
         try:
             self._connection = await aio_pika.connect_robust(self._url, timeout=10)
-            self._channel = await self._connection.channel(publisher_confirms=True)
+            self._channel = await self._connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
         except (TimeoutError, AMQPError, OSError) as exc:
             raise BrokerError(f"RabbitMQ is unreachable: {exc}") from exc
 

@@ -9,7 +9,13 @@ from typing import Any
 import grpc
 
 from genhub.common import logging as glog
-from genhub.common.errors import BrokerError, FailedPrecondition, InvalidArgument, NotFound
+from genhub.common.errors import (
+    BrokerError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from genhub.common.provider_client import seal_credentials
 from genhub.common.secrets import SecretBox
 from genhub.common.store_client import TaskStoreClient
@@ -160,6 +166,10 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             # A worker already took it (pending -> running); report what it is now.
             current, _ = await self._store.get(task.task_id)
             return current
+        except Unavailable as exc:
+            # Published, so it will run: answering an error would invite a duplicate create.
+            log.warning("task published but not marked queued: %s", exc)
+            return task
 
     async def GetTask(
         self, request: task_service_pb2.GetTaskRequest, context: Context

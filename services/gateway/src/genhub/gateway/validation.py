@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
@@ -17,6 +18,7 @@ MAX_LABELS = 32
 MAX_ID_CHARS = 128
 MAX_REFERENCE_IMAGES = 10
 MAX_MESSAGES = 200
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 ROLES = frozenset({"system", "user", "assistant"})
 _TYPE_WORD = {
     task_pb2.TASK_TYPE_IMAGE: "image",
@@ -97,8 +99,12 @@ def _check_media_url(v: Violations, path: str, url: str) -> None:
     # Only https and inline data: URLs; plain http and other schemes could reach internal hosts.
     if url.startswith("data:image/"):
         return
-    parsed = urlparse(url)
-    if parsed.scheme != "https" or not parsed.hostname:
+    try:
+        parsed = urlparse(url)
+        host = parsed.hostname
+    except ValueError:  # e.g. a broken IPv6 literal
+        host = None
+    if not host or parsed.scheme != "https":
         v.add(path, "must be an https:// URL or a data:image/... URL")
 
 
@@ -121,8 +127,8 @@ def check_common(
     if len(labels) > MAX_LABELS:
         v.add("labels", f"has {len(labels)} entries; at most {MAX_LABELS} are allowed")
     for key, value in labels.items():
-        if not key or len(key) > 63:
-            v.add("labels", f"key {key[:70]!r} must be 1-63 characters")
+        if not _LABEL_KEY.fullmatch(key):
+            v.add("labels", f"key {key[:70]!r} must be 1-63 letters, digits, '_' or '-'")
         if len(value) > 256:
             v.add(f"labels[{key}]", "value is longer than 256 characters")
     seconds = wait.seconds + wait.nanos / 1e9

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -148,6 +149,9 @@ class TaskRepository:
         try:
             async with self.writing():
                 await self._tasks.insert_one(doc)
+        except InvalidDocument as exc:
+            # The gateway validates first; this guards the internal API against what BSON refuses.
+            raise InvalidArgument.one("task", f"cannot be stored: {exc}") from exc
         except DuplicateKeyError:
             existing = await self._find_one({"dedupe_key": doc["dedupe_key"]})
             if existing is None:  # deleted between the two calls
