@@ -9,8 +9,11 @@ from pymongo import AsyncMongoClient
 from genhub.common import topology
 from genhub.common.topology import TaskMessage
 from genhub.dispatcher.worker import Action
+from genhub.providers.demo import DemoProvider, DemoSettings
+from genhub.providers.sdk import Call, Submitted
+from genhub.v1 import task_service_pb2
 from tests.support import infra
-from tests.support.stack import Stack
+from tests.support.stack import Stack, start_stack
 from tests.support.tasks import S, text_request, wait_status
 from tests.support.waiting import eventually
 
@@ -80,3 +83,33 @@ async def test_a_task_whose_worker_keeps_dying_fails_instead_of_looping(
     failed, _ = await stack.store.get(task.task_id)
     assert failed.status == S.TASK_STATUS_FAILED
     assert failed.error.code == "WORKER_CRASHED"
+
+
+class CountingDemo(DemoProvider):
+    """The demo provider, counting video job submissions."""
+
+    def __init__(self) -> None:
+        super().__init__(DemoSettings(video_render_seconds=0.1))
+        self.submitted: list[str] = []
+
+    async def submit(self, call: Call) -> Submitted:
+        submitted = await super().submit(call)
+        self.submitted.append(submitted.job_id)
+        return submitted
+
+
+async def test_a_failed_long_running_job_is_resubmitted_on_retry(vhost: str, database: str) -> None:
+    demo = CountingDemo()
+    async with start_stack(vhost, database, provider=demo) as stack:
+        request = task_service_pb2.CreateVideoTaskRequest(
+            provider="demo",
+            model="demo-video",
+            video=S.VideoSpec(prompt="never renders [empty]", duration_seconds=2),
+        )
+        task = (await stack.tasks.CreateVideoTask(request)).task
+        failed = await wait_status(stack.tasks, task.task_id, {S.TASK_STATUS_FAILED})
+    assert failed.error.code == "EMPTY_RESULT"
+    assert failed.attempts == 3
+    # Each attempt submitted a job of its own, rather than polling the failed one again.
+    assert len(demo.submitted) == 3
+    assert len(set(demo.submitted)) == 3

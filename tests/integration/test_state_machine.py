@@ -30,6 +30,7 @@ LEGAL = {
     ("pending", "running"),
     ("pending", "cancelled"),
     ("pending", "failed"),
+    ("queued", "queued"),
     ("queued", "running"),
     ("queued", "cancelled"),
     ("queued", "failed"),

@@ -95,6 +95,7 @@ class TaskStoreClient:
         start_run: bool = False,
         error: task_pb2.TaskError | None = None,
         provider_job_id: str = "",
+        clear_provider_job_id: bool = False,
     ) -> tuple[task_pb2.Task, str]:
         """A compare-and-set state change; FailedPrecondition when refused."""
         request = pb.TransitionTaskRequest(
@@ -105,6 +106,7 @@ class TaskStoreClient:
             start_run=start_run,
             error=error,
             provider_job_id=provider_job_id,
+            clear_provider_job_id=clear_provider_job_id,
         )
         resp = await self._call(self._stub.TransitionTask, request)
         return resp.task, resp.run_id

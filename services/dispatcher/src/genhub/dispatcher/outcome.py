@@ -17,4 +17,6 @@ def check_output(task: task_pb2.Task, finished: Finished) -> None:
     else:
         empty = not result.text.strip()
     if empty:
-        raise RetryableError(f"provider returned no {kind} output", code="EMPTY_RESULT")
+        raise RetryableError(
+            f"provider returned no {kind} output", code="EMPTY_RESULT", job_failed=True
+        )

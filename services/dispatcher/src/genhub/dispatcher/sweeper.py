@@ -94,11 +94,10 @@ class Sweeper:
         await topology.publish(
             self._channel, task.provider, TaskMessage(task.task_id), priority=task.priority
         )
-        if task.status == S.TASK_STATUS_PENDING:
-            with contextlib.suppress(FailedPrecondition, NotFound):
-                await self._store.transition(
-                    task.task_id, [S.TASK_STATUS_PENDING], S.TASK_STATUS_QUEUED
-                )
+        # pending -> queued; queued -> queued stamps the republish, so the same task is not
+        # republished again on every pass while it waits in a long backlog.
+        with contextlib.suppress(FailedPrecondition, NotFound):
+            await self._store.transition(task.task_id, [task.status], S.TASK_STATUS_QUEUED)
         metrics.SWEPT.labels(task.provider, f"republished_{was}").inc()
         log.info("sweeper republished a %s task", was, extra={"task_id": task.task_id})
         return 1

@@ -328,6 +328,7 @@ class Worker:
                     S.TASK_STATUS_QUEUED,
                     expected_run_id=run_id,
                     error=error,
+                    clear_provider_job_id=exc.job_failed,
                 )
             return Action.ACK
         try:

@@ -211,6 +211,7 @@ class TaskRepository:
         start_run: bool = False,
         error: task_pb2.TaskError | None = None,
         provider_job_id: str = "",
+        clear_provider_job_id: bool = False,
     ) -> tuple[task_pb2.Task, str]:
         """Apply a legal transition if the task is in one of ``from_statuses``."""
         if not from_statuses:
@@ -237,6 +238,8 @@ class TaskRepository:
             fields["error"] = documents.as_dict(error)
         if provider_job_id:
             fields["provider_job_id"] = provider_job_id
+        elif clear_provider_job_id:
+            fields["provider_job_id"] = ""
         doc = await self._compare_and_set(
             task_id, [states.name(s) for s in from_statuses], expected_run_id, update
         )

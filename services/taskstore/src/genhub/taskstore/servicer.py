@@ -87,6 +87,7 @@ class TaskStoreServicer(task_store_pb2_grpc.TaskStoreServiceServicer):
             start_run=request.start_run,
             error=request.error if request.HasField("error") else None,
             provider_job_id=request.provider_job_id,
+            clear_provider_job_id=request.clear_provider_job_id,
         )
         await self._events.task_changed(task)
         return pb.TransitionTaskResponse(task=task, run_id=run_id)

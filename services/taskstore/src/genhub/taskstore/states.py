@@ -5,6 +5,7 @@
 
 ``pending -> running`` happens when a worker takes the message before the gateway has recorded
 ``queued`` (it publishes first, so a crash can never leave a queued task without a message).
+``queued -> queued`` records that the sweeper re-published a task whose message may be lost.
 ``running -> queued`` hands a task back for a retry or a sweep; ``running -> running`` restarts
 a run whose worker died (the new run gets a new run id, so the dead run's result is refused).
 """
@@ -38,7 +39,12 @@ ALLOWED: dict[Status, frozenset[Status]] = {
         {S.TASK_STATUS_QUEUED, S.TASK_STATUS_RUNNING, S.TASK_STATUS_CANCELLED, S.TASK_STATUS_FAILED}
     ),
     S.TASK_STATUS_QUEUED: frozenset(
-        {S.TASK_STATUS_RUNNING, S.TASK_STATUS_CANCELLED, S.TASK_STATUS_FAILED}
+        {
+            S.TASK_STATUS_QUEUED,
+            S.TASK_STATUS_RUNNING,
+            S.TASK_STATUS_CANCELLED,
+            S.TASK_STATUS_FAILED,
+        }
     ),
     S.TASK_STATUS_RUNNING: frozenset(
         {

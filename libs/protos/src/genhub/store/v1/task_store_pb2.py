@@ -28,7 +28,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n genhub/store/v1/task_store.proto\x12\x0fgenhub.store.v1\x1a\x18genhub/v1/provider.proto\x1a\x14genhub/v1/task.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x11InsertTaskRequest\x12#\n\x04task\x18\x01 \x01(\x0b\x32\x0f.genhub.v1.TaskB\x04\xe2\x41\x01\x02\"D\n\x12InsertTaskResponse\x12\x1d\n\x04task\x18\x01 \x01(\x0b\x32\x0f.genhub.v1.Task\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\'\n\x0eGetTaskRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"@\n\x0fGetTaskResponse\x12\x1d\n\x04task\x18\x01 \x01(\x0b\x32\x0f.genhub.v1.Task\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"\xdc\x01\n\x10ListTasksRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12!\n\x04type\x18\x02 \x01(\x0e\x32\x13.genhub.v1.TaskType\x12\'\n\x08statuses\x18\x03 \x03(\x0e\x32\x15.genhub.v1.TaskStatus\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x32\n\x0eupdated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"L\n\x11ListTasksResponse\x12\x1e\n\x05tasks\x18\x01 \x03(\x0b\x32\x0f.genhub.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xfc\x01\n\x15TransitionTaskRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x32\n\rfrom_statuses\x18\x02 \x03(\x0e\x32\x15.genhub.v1.TaskStatusB\x04\xe2\x41\x01\x02\x12.\n\tto_status\x18\x03 \x01(\x0e\x32\x15.genhub.v1.TaskStatusB\x04\xe2\x41\x01\x02\x12\x17\n\x0f\x65xpected_run_id\x18\x04 \x01(\t\x12\x11\n\tstart_run\x18\x05 \x01(\x08\x12#\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x14.genhub.v1.TaskError\x12\x17\n\x0fprovider_job_id\x18\x07 \x01(\t\"G\n\x16TransitionTaskResponse\x12\x1d\n\x04task\x18\x01 \x01(\x0b\x32\x0f.genhub.v1.Task\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"\x90\x01\n\x13RecordResultRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06run_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12+\n\x06result\x18\x03 \x01(\x0b\x32\x15.genhub.v1.TaskResultB\x04\xe2\x41\x01\x02\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.genhub.v1.Usage\"5\n\x14RecordResultResponse\x12\x1d\n\x04task\x18\x01 \x01(\x0b\x32\x0f.genhub.v1.Task\"*\n\x11\x44\x65leteTaskRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x14\n\x12\x44\x65leteTaskResponse\"\xab\x01\n\x12SearchTasksRequest\x12\x13\n\x05query\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12!\n\x04type\x18\x03 \x01(\x0e\x32\x13.genhub.v1.TaskType\x12%\n\x06status\x18\x04 \x01(\x0e\x32\x15.genhub.v1.TaskStatus\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"N\n\x13SearchTasksResponse\x12\x1e\n\x05tasks\x18\x01 \x03(\x0b\x32\x0f.genhub.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"A\n\x12PutProviderRequest\x12+\n\x08provider\x18\x01 \x01(\x0b\x32\x13.genhub.v1.ProviderB\x04\xe2\x41\x01\x02\"<\n\x13PutProviderResponse\x12%\n\x08provider\x18\x01 \x01(\x0b\x32\x13.genhub.v1.Provider\"\x16\n\x14ListProvidersRequest\"?\n\x15ListProvidersResponse\x12&\n\tproviders\x18\x01 \x03(\x0b\x32\x13.genhub.v1.Provider2\xb6\x06\n\x10TaskStoreService\x12U\n\nInsertTask\x12\".genhub.store.v1.InsertTaskRequest\x1a#.genhub.store.v1.InsertTaskResponse\x12L\n\x07GetTask\x12\x1f.genhub.store.v1.GetTaskRequest\x1a .genhub.store.v1.GetTaskResponse\x12R\n\tListTasks\x12!.genhub.store.v1.ListTasksRequest\x1a\".genhub.store.v1.ListTasksResponse\x12\x61\n\x0eTransitionTask\x12&.genhub.store.v1.TransitionTaskRequest\x1a\'.genhub.store.v1.TransitionTaskResponse\x12[\n\x0cRecordResult\x12$.genhub.store.v1.RecordResultRequest\x1a%.genhub.store.v1.RecordResultResponse\x12U\n\nDeleteTask\x12\".genhub.store.v1.DeleteTaskRequest\x1a#.genhub.store.v1.DeleteTaskResponse\x12X\n\x0bSearchTasks\x12#.genhub.store.v1.SearchTasksRequest\x1a$.genhub.store.v1.SearchTasksResponse\x12X\n\x0bPutProvider\x12#.genhub.store.v1.PutProviderRequest\x1a$.genhub.store.v1.PutProviderResponse\x12^\n\rListProviders\x12%.genhub.store.v1.ListProvidersRequest\x1a&.genhub.store.v1.ListProvidersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n genhub/store/v1/task_store.proto\x12\x0fgenhub.store.v1\x1a\x18genhub/v1/provider.proto\x1a\x14genhub/v1/task.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x11InsertTaskRequest\x12#\n\x04task\x18\x01 \x01(\x0b\x32\x0f.genhub.v1.TaskB\x04\xe2\x41\x01\x02\"D\n\x12InsertTaskResponse\x12\x1d\n\x04task\x18\x01 \x01(\x0b\x32\x0f.genhub.v1.Task\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\'\n\x0eGetTaskRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"@\n\x0fGetTaskResponse\x12\x1d\n\x04task\x18\x01 \x01(\x0b\x32\x0f.genhub.v1.Task\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"\xdc\x01\n\x10ListTasksRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12!\n\x04type\x18\x02 \x01(\x0e\x32\x13.genhub.v1.TaskType\x12\'\n\x08statuses\x18\x03 \x03(\x0e\x32\x15.genhub.v1.TaskStatus\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x32\n\x0eupdated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"L\n\x11ListTasksResponse\x12\x1e\n\x05tasks\x18\x01 \x03(\x0b\x32\x0f.genhub.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9b\x02\n\x15TransitionTaskRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x32\n\rfrom_statuses\x18\x02 \x03(\x0e\x32\x15.genhub.v1.TaskStatusB\x04\xe2\x41\x01\x02\x12.\n\tto_status\x18\x03 \x01(\x0e\x32\x15.genhub.v1.TaskStatusB\x04\xe2\x41\x01\x02\x12\x17\n\x0f\x65xpected_run_id\x18\x04 \x01(\t\x12\x11\n\tstart_run\x18\x05 \x01(\x08\x12#\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x14.genhub.v1.TaskError\x12\x17\n\x0fprovider_job_id\x18\x07 \x01(\t\x12\x1d\n\x15\x63lear_provider_job_id\x18\x08 \x01(\x08\"G\n\x16TransitionTaskResponse\x12\x1d\n\x04task\x18\x01 \x01(\x0b\x32\x0f.genhub.v1.Task\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"\x90\x01\n\x13RecordResultRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06run_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12+\n\x06result\x18\x03 \x01(\x0b\x32\x15.genhub.v1.TaskResultB\x04\xe2\x41\x01\x02\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.genhub.v1.Usage\"5\n\x14RecordResultResponse\x12\x1d\n\x04task\x18\x01 \x01(\x0b\x32\x0f.genhub.v1.Task\"*\n\x11\x44\x65leteTaskRequest\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x14\n\x12\x44\x65leteTaskResponse\"\xab\x01\n\x12SearchTasksRequest\x12\x13\n\x05query\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12!\n\x04type\x18\x03 \x01(\x0e\x32\x13.genhub.v1.TaskType\x12%\n\x06status\x18\x04 \x01(\x0e\x32\x15.genhub.v1.TaskStatus\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"N\n\x13SearchTasksResponse\x12\x1e\n\x05tasks\x18\x01 \x03(\x0b\x32\x0f.genhub.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"A\n\x12PutProviderRequest\x12+\n\x08provider\x18\x01 \x01(\x0b\x32\x13.genhub.v1.ProviderB\x04\xe2\x41\x01\x02\"<\n\x13PutProviderResponse\x12%\n\x08provider\x18\x01 \x01(\x0b\x32\x13.genhub.v1.Provider\"\x16\n\x14ListProvidersRequest\"?\n\x15ListProvidersResponse\x12&\n\tproviders\x18\x01 \x03(\x0b\x32\x13.genhub.v1.Provider2\xb6\x06\n\x10TaskStoreService\x12U\n\nInsertTask\x12\".genhub.store.v1.InsertTaskRequest\x1a#.genhub.store.v1.InsertTaskResponse\x12L\n\x07GetTask\x12\x1f.genhub.store.v1.GetTaskRequest\x1a .genhub.store.v1.GetTaskResponse\x12R\n\tListTasks\x12!.genhub.store.v1.ListTasksRequest\x1a\".genhub.store.v1.ListTasksResponse\x12\x61\n\x0eTransitionTask\x12&.genhub.store.v1.TransitionTaskRequest\x1a\'.genhub.store.v1.TransitionTaskResponse\x12[\n\x0cRecordResult\x12$.genhub.store.v1.RecordResultRequest\x1a%.genhub.store.v1.RecordResultResponse\x12U\n\nDeleteTask\x12\".genhub.store.v1.DeleteTaskRequest\x1a#.genhub.store.v1.DeleteTaskResponse\x12X\n\x0bSearchTasks\x12#.genhub.store.v1.SearchTasksRequest\x1a$.genhub.store.v1.SearchTasksResponse\x12X\n\x0bPutProvider\x12#.genhub.store.v1.PutProviderRequest\x1a$.genhub.store.v1.PutProviderResponse\x12^\n\rListProviders\x12%.genhub.store.v1.ListProvidersRequest\x1a&.genhub.store.v1.ListProvidersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -70,29 +70,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTTASKSRESPONSE']._serialized_start=625
   _globals['_LISTTASKSRESPONSE']._serialized_end=701
   _globals['_TRANSITIONTASKREQUEST']._serialized_start=704
-  _globals['_TRANSITIONTASKREQUEST']._serialized_end=956
-  _globals['_TRANSITIONTASKRESPONSE']._serialized_start=958
-  _globals['_TRANSITIONTASKRESPONSE']._serialized_end=1029
-  _globals['_RECORDRESULTREQUEST']._serialized_start=1032
-  _globals['_RECORDRESULTREQUEST']._serialized_end=1176
-  _globals['_RECORDRESULTRESPONSE']._serialized_start=1178
-  _globals['_RECORDRESULTRESPONSE']._serialized_end=1231
-  _globals['_DELETETASKREQUEST']._serialized_start=1233
-  _globals['_DELETETASKREQUEST']._serialized_end=1275
-  _globals['_DELETETASKRESPONSE']._serialized_start=1277
-  _globals['_DELETETASKRESPONSE']._serialized_end=1297
-  _globals['_SEARCHTASKSREQUEST']._serialized_start=1300
-  _globals['_SEARCHTASKSREQUEST']._serialized_end=1471
-  _globals['_SEARCHTASKSRESPONSE']._serialized_start=1473
-  _globals['_SEARCHTASKSRESPONSE']._serialized_end=1551
-  _globals['_PUTPROVIDERREQUEST']._serialized_start=1553
-  _globals['_PUTPROVIDERREQUEST']._serialized_end=1618
-  _globals['_PUTPROVIDERRESPONSE']._serialized_start=1620
-  _globals['_PUTPROVIDERRESPONSE']._serialized_end=1680
-  _globals['_LISTPROVIDERSREQUEST']._serialized_start=1682
-  _globals['_LISTPROVIDERSREQUEST']._serialized_end=1704
-  _globals['_LISTPROVIDERSRESPONSE']._serialized_start=1706
-  _globals['_LISTPROVIDERSRESPONSE']._serialized_end=1769
-  _globals['_TASKSTORESERVICE']._serialized_start=1772
-  _globals['_TASKSTORESERVICE']._serialized_end=2594
+  _globals['_TRANSITIONTASKREQUEST']._serialized_end=987
+  _globals['_TRANSITIONTASKRESPONSE']._serialized_start=989
+  _globals['_TRANSITIONTASKRESPONSE']._serialized_end=1060
+  _globals['_RECORDRESULTREQUEST']._serialized_start=1063
+  _globals['_RECORDRESULTREQUEST']._serialized_end=1207
+  _globals['_RECORDRESULTRESPONSE']._serialized_start=1209
+  _globals['_RECORDRESULTRESPONSE']._serialized_end=1262
+  _globals['_DELETETASKREQUEST']._serialized_start=1264
+  _globals['_DELETETASKREQUEST']._serialized_end=1306
+  _globals['_DELETETASKRESPONSE']._serialized_start=1308
+  _globals['_DELETETASKRESPONSE']._serialized_end=1328
+  _globals['_SEARCHTASKSREQUEST']._serialized_start=1331
+  _globals['_SEARCHTASKSREQUEST']._serialized_end=1502
+  _globals['_SEARCHTASKSRESPONSE']._serialized_start=1504
+  _globals['_SEARCHTASKSRESPONSE']._serialized_end=1582
+  _globals['_PUTPROVIDERREQUEST']._serialized_start=1584
+  _globals['_PUTPROVIDERREQUEST']._serialized_end=1649
+  _globals['_PUTPROVIDERRESPONSE']._serialized_start=1651
+  _globals['_PUTPROVIDERRESPONSE']._serialized_end=1711
+  _globals['_LISTPROVIDERSREQUEST']._serialized_start=1713
+  _globals['_LISTPROVIDERSREQUEST']._serialized_end=1735
+  _globals['_LISTPROVIDERSRESPONSE']._serialized_start=1737
+  _globals['_LISTPROVIDERSRESPONSE']._serialized_end=1800
+  _globals['_TASKSTORESERVICE']._serialized_start=1803
+  _globals['_TASKSTORESERVICE']._serialized_end=2625
 # @@protoc_insertion_point(module_scope)

@@ -214,6 +214,7 @@ class TransitionTaskRequest(_message.Message):
     START_RUN_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     PROVIDER_JOB_ID_FIELD_NUMBER: _builtins.int
+    CLEAR_PROVIDER_JOB_ID_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """The task's id."""
     to_status: _task_pb2.TaskStatus.ValueType
@@ -224,6 +225,8 @@ class TransitionTaskRequest(_message.Message):
     """Start a new run: count an attempt, stamp start_time and return a fresh run id."""
     provider_job_id: _builtins.str
     """Provider job id to record, for long-running jobs."""
+    clear_provider_job_id: _builtins.bool
+    """Forget the provider job id, so the next run submits a new job (the old one failed)."""
     @_builtins.property
     def from_statuses(self) -> _containers.RepeatedScalarFieldContainer[_task_pb2.TaskStatus.ValueType]:
         """The change is applied only if the task is in one of these states."""
@@ -242,10 +245,11 @@ class TransitionTaskRequest(_message.Message):
         start_run: _builtins.bool = ...,
         error: _task_pb2.TaskError | None = ...,
         provider_job_id: _builtins.str = ...,
+        clear_provider_job_id: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "expected_run_id", b"expected_run_id", "from_statuses", b"from_statuses", "provider_job_id", b"provider_job_id", "start_run", b"start_run", "task_id", b"task_id", "to_status", b"to_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clear_provider_job_id", b"clear_provider_job_id", "error", b"error", "expected_run_id", b"expected_run_id", "from_statuses", b"from_statuses", "provider_job_id", b"provider_job_id", "start_run", b"start_run", "task_id", b"task_id", "to_status", b"to_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

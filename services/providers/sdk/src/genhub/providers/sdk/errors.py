@@ -9,12 +9,20 @@ class ProviderError(Exception):
     retryable = False
 
     def __init__(
-        self, message: str, *, code: str = "PROVIDER_ERROR", retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        code: str = "PROVIDER_ERROR",
+        retry_after: float | None = None,
+        job_failed: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.retry_after = retry_after
+        # For long-running jobs: the job itself failed, so a retry submits a new one (instead
+        # of polling the same job again, which is right for a failed poll request).
+        self.job_failed = job_failed
 
 
 class RetryableError(ProviderError):
