@@ -7,8 +7,8 @@ against the infrastructure ``make infra-up`` started.
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
