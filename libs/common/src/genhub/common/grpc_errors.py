@@ -104,6 +104,16 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
+async def _abort(method: str, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> str:
+    """End the call with the status ``exc`` stands for; returns the code's name for metrics."""
+    if isinstance(exc, GenHubError):
+        await context.abort_with_status(to_status(exc))
+        return exc.code.name
+    log.exception("unhandled error in %s", method, exc_info=exc)
+    await context.abort_with_status(internal_status())
+    return "INTERNAL"
+
+
 def _wrap_unary(method: str, behavior: Any) -> Any:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         _bind_request_id(context)
@@ -111,16 +121,12 @@ def _wrap_unary(method: str, behavior: Any) -> Any:
         code = "OK"
         try:
             return await behavior(request, context)
-        except GenHubError as exc:
-            code = exc.code.name
-            await context.abort_with_status(to_status(exc))
         except grpc.aio.AbortError:
             code = "ABORTED_BY_HANDLER"
             raise
-        except Exception:
-            code = "INTERNAL"
-            log.exception("unhandled error in %s", method)
-            await context.abort_with_status(internal_status())
+        except Exception as exc:
+            code = exc.code.name if isinstance(exc, GenHubError) else "INTERNAL"
+            await _abort(method, context, exc)
         finally:
             RPC_TOTAL.labels(method, code).inc()
             RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
@@ -137,16 +143,12 @@ def _wrap_stream(method: str, behavior: Any) -> Any:
         try:
             async for item in behavior(request, context):
                 yield item
-        except GenHubError as exc:
-            code = exc.code.name
-            await context.abort_with_status(to_status(exc))
         except grpc.aio.AbortError:
             code = "ABORTED_BY_HANDLER"
             raise
-        except Exception:
-            code = "INTERNAL"
-            log.exception("unhandled error in %s", method)
-            await context.abort_with_status(internal_status())
+        except Exception as exc:
+            code = exc.code.name if isinstance(exc, GenHubError) else "INTERNAL"
+            await _abort(method, context, exc)
         finally:
             RPC_TOTAL.labels(method, code).inc()
 

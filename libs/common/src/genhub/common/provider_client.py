@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
 
 import grpc
 
 from genhub.common.secrets import SecretBox
-from genhub.common.store_client import CALL_TIMEOUT, from_rpc_error
+from genhub.common.store_client import call
 from genhub.store.v1 import provider_store_pb2 as pb
 from genhub.store.v1 import provider_store_pb2_grpc
 from genhub.v1 import provider_pb2, task_pb2
-
-T = TypeVar("T")
 
 
 class ProviderStoreClient:
@@ -23,46 +19,40 @@ class ProviderStoreClient:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = provider_store_pb2_grpc.ProviderStoreServiceStub(channel)
 
-    async def _call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
-        try:
-            return await method(request, timeout=CALL_TIMEOUT, wait_for_ready=True)
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
-
     async def put_config(self, stored: pb.StoredProviderConfig) -> pb.StoredProviderConfig:
         """Store a configuration (secrets already encrypted)."""
         request = pb.PutProviderConfigRequest(stored=stored)
-        return (await self._call(self._stub.PutProviderConfig, request)).stored
+        return (await call(self._stub.PutProviderConfig, request)).stored
 
     async def get_config(self, provider: str) -> pb.StoredProviderConfig:
         """A stored configuration; NotFound when none."""
         request = pb.GetProviderConfigRequest(provider=provider)
-        return (await self._call(self._stub.GetProviderConfig, request)).stored
+        return (await call(self._stub.GetProviderConfig, request)).stored
 
     async def list_configs(self) -> list[pb.StoredProviderConfig]:
         """Every stored configuration."""
-        resp = await self._call(self._stub.ListProviderConfigs, pb.ListProviderConfigsRequest())
+        resp = await call(self._stub.ListProviderConfigs, pb.ListProviderConfigsRequest())
         return list(resp.stored)
 
     async def delete_config(self, provider: str) -> None:
         """Remove a stored configuration."""
         request = pb.DeleteProviderConfigRequest(provider=provider)
-        await self._call(self._stub.DeleteProviderConfig, request)
+        await call(self._stub.DeleteProviderConfig, request)
 
     async def set_enabled(self, provider: str, enabled: bool) -> provider_pb2.Provider:
         """Enable or disable a provider."""
         request = pb.SetProviderEnabledRequest(provider=provider, enabled=enabled)
-        return (await self._call(self._stub.SetProviderEnabled, request)).provider
+        return (await call(self._stub.SetProviderEnabled, request)).provider
 
     async def put_model(self, provider: str, model: provider_pb2.Model) -> provider_pb2.Provider:
         """Add or replace a model override."""
         request = pb.PutModelOverrideRequest(provider=provider, model=model)
-        return (await self._call(self._stub.PutModelOverride, request)).provider
+        return (await call(self._stub.PutModelOverride, request)).provider
 
     async def delete_model(self, provider: str, model: str) -> provider_pb2.Provider:
         """Remove a model override."""
         request = pb.DeleteModelOverrideRequest(provider=provider, model=model)
-        return (await self._call(self._stub.DeleteModelOverride, request)).provider
+        return (await call(self._stub.DeleteModelOverride, request)).provider
 
 
 def seal_credentials(box: SecretBox, credentials: task_pb2.ProviderCredentials) -> str:

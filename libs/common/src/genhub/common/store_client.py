@@ -56,6 +56,19 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> GenHubError:
     return StoreError(f"task-store call failed: {code.name}: {message}")
 
 
+async def call(
+    method: Callable[..., Awaitable[T]], request: Any, deadline: float = CALL_TIMEOUT
+) -> T:
+    """One task-store RPC with a deadline, its failure raised as the GenHub error it stands for.
+
+    Every task-store client (tasks, providers, users) calls through here.
+    """
+    try:
+        return await method(request, timeout=deadline, wait_for_ready=True)
+    except grpc.aio.AioRpcError as exc:
+        raise from_rpc_error(exc) from None
+
+
 class TaskStoreClient:
     """Typed calls to task-store. Every call has a deadline; failures raise GenHub errors."""
 
@@ -66,10 +79,7 @@ class TaskStoreClient:
     async def _call(
         self, method: Callable[..., Awaitable[T]], request: Any, deadline: float = CALL_TIMEOUT
     ) -> T:
-        try:
-            return await method(request, timeout=deadline, wait_for_ready=True)
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
+        return await call(method, request, deadline)
 
     async def insert(self, task: task_pb2.Task) -> tuple[task_pb2.Task, bool]:
         """Store a new task; ``created`` is False for a repeated idempotency key."""

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from prometheus_client import start_http_server
 
-from genhub.common import store_client, user_store_client
+from genhub.common import store_client
 from genhub.common.provider_client import ProviderStoreClient
 from genhub.common.secrets import SecretBox
 from genhub.common.server import Server, wait_for_signal
+from genhub.common.user_store_client import UserStoreClient
 from genhub.gateway.catalogue import Catalogue
 from genhub.gateway.config import GatewaySettings
 from genhub.gateway.provider_servicer import ProviderServicer
@@ -44,10 +45,7 @@ async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]
     """Start the gateway; yields the server and its port, stops it on exit."""
     redis = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=2)
     publisher = TaskPublisher(settings.amqp_url.get_secret_value())
-    async with (
-        store_client.connect(settings.taskstore_addr) as store,
-        user_store_client.connect(settings.taskstore_addr) as user_store,
-    ):
+    async with store_client.connect(settings.taskstore_addr) as store:
         server = Server(SERVICE_NAMES)
         box = SecretBox.from_setting(settings.secrets_keys.get_secret_value())
         catalogue = Catalogue(store, settings.catalogue_ttl_seconds)
@@ -60,7 +58,7 @@ async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]
         providers = ProviderServicer(store, ProviderStoreClient(store.channel), catalogue, box)
         provider_service_pb2_grpc.add_ProviderServiceServicer_to_server(providers, server.grpc)
         user_service_pb2_grpc.add_UserServiceServicer_to_server(
-            UserServicer(user_store), server.grpc
+            UserServicer(UserStoreClient(store.channel)), server.grpc
         )
         port = server.bind(settings.gateway_listen)
         try:

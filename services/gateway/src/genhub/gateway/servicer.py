@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -32,6 +32,12 @@ Context = grpc.aio.ServicerContext[Any, Any]
 MAX_PAGE_SIZE = 500
 MAX_QUERY_CHARS = 200
 S = task_pb2
+# The create RPCs differ only in their spec field: its task type and its validation rules.
+_KINDS: dict[str, tuple[task_pb2.TaskType.ValueType, Callable[..., None]]] = {
+    "image": (S.TASK_TYPE_IMAGE, validation.check_image),
+    "video": (S.TASK_TYPE_VIDEO, validation.check_video),
+    "text": (S.TASK_TYPE_TEXT, validation.check_text),
+}
 
 
 class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
@@ -55,40 +61,33 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self, request: task_service_pb2.CreateImageTaskRequest, context: Context
     ) -> task_service_pb2.CreateImageTaskResponse:
         """Validate, store and queue an image task."""
-        v = validation.Violations()
-        if not request.HasField("image"):
-            v.add("image", "is required")
-        model = await self._model(request, S.TASK_TYPE_IMAGE, v)
-        validation.check_image(v, request.image, model)
-        task = self._new_task(request, S.TASK_TYPE_IMAGE, v)
-        task.image.CopyFrom(request.image)
-        return task_service_pb2.CreateImageTaskResponse(task=await self._create(task, request))
+        task = await self._create_kind(request, "image")
+        return task_service_pb2.CreateImageTaskResponse(task=task)
 
     async def CreateVideoTask(
         self, request: task_service_pb2.CreateVideoTaskRequest, context: Context
     ) -> task_service_pb2.CreateVideoTaskResponse:
         """Validate, store and queue a video task."""
-        v = validation.Violations()
-        if not request.HasField("video"):
-            v.add("video", "is required")
-        model = await self._model(request, S.TASK_TYPE_VIDEO, v)
-        validation.check_video(v, request.video, model)
-        task = self._new_task(request, S.TASK_TYPE_VIDEO, v)
-        task.video.CopyFrom(request.video)
-        return task_service_pb2.CreateVideoTaskResponse(task=await self._create(task, request))
+        task = await self._create_kind(request, "video")
+        return task_service_pb2.CreateVideoTaskResponse(task=task)
 
     async def CreateTextTask(
         self, request: task_service_pb2.CreateTextTaskRequest, context: Context
     ) -> task_service_pb2.CreateTextTaskResponse:
         """Validate, store and queue a text task."""
+        task = await self._create_kind(request, "text")
+        return task_service_pb2.CreateTextTaskResponse(task=task)
+
+    async def _create_kind(self, request: Any, kind: str) -> task_pb2.Task:
+        task_type, check = _KINDS[kind]
         v = validation.Violations()
-        if not request.HasField("text"):
-            v.add("text", "is required")
-        model = await self._model(request, S.TASK_TYPE_TEXT, v)
-        validation.check_text(v, request.text, model)
-        task = self._new_task(request, S.TASK_TYPE_TEXT, v)
-        task.text.CopyFrom(request.text)
-        return task_service_pb2.CreateTextTaskResponse(task=await self._create(task, request))
+        if not request.HasField(kind):
+            v.add(kind, "is required")
+        model = await self._model(request, task_type, v)
+        check(v, getattr(request, kind), model)
+        task = self._new_task(request, task_type, v)
+        getattr(task, kind).CopyFrom(getattr(request, kind))
+        return await self._create(task, request)
 
     async def _model(
         self, request: Any, task_type: task_pb2.TaskType.ValueType, v: validation.Violations
