@@ -363,22 +363,33 @@ class TaskError(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     RETRYABLE_FIELD_NUMBER: _builtins.int
+    ERROR_CLASS_FIELD_NUMBER: _builtins.int
+    PROVIDER_REQUEST_ID_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """Stable machine-readable code, e.g. "PROVIDER_RATE_LIMITED", "EMPTY_RESULT"."""
     message: _builtins.str
     """Human-readable explanation; never contains secrets."""
     retryable: _builtins.bool
     """Whether retrying could succeed."""
+    error_class: _builtins.str
+    """Why a provider call failed, in GenHub's terms: "rate_limited", "quota_exhausted", "auth",
+    "invalid_parameter", "content_refused", "provider_unavailable", "timeout", "empty_result",
+    "job_failed", "bad_output"; empty for failures that are not a provider's.
+    """
+    provider_request_id: _builtins.str
+    """The provider's request id of the failed call, for support tickets; empty if it gave none."""
     def __init__(
         self,
         *,
         code: _builtins.str = ...,
         message: _builtins.str = ...,
         retryable: _builtins.bool = ...,
+        error_class: _builtins.str = ...,
+        provider_request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "retryable", b"retryable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "error_class", b"error_class", "message", b"message", "provider_request_id", b"provider_request_id", "retryable", b"retryable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

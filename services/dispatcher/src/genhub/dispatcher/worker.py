@@ -35,7 +35,7 @@ from genhub.providers.sdk import (
     PermanentError,
     Provider,
     ProviderError,
-    RetryableError,
+    ProviderTimeout,
 )
 from genhub.v1 import provider_pb2, task_pb2
 
@@ -300,7 +300,13 @@ class Worker:
         self, body: TaskMessage, call: Call, run_id: str, exc: ProviderError
     ) -> Action:
         task = call.task
-        error = S.TaskError(code=exc.code, message=exc.message, retryable=exc.retryable)
+        error = S.TaskError(
+            code=exc.code,
+            message=exc.message,
+            retryable=exc.retryable,
+            error_class=exc.error_class.value,
+            provider_request_id=exc.request_id,
+        )
         attempts_made = body.retry + 1
         if exc.retryable and attempts_made < self._settings.max_attempts:
             delay = topology.backoff_delay(
@@ -366,7 +372,7 @@ class Worker:
             async with asyncio.timeout(self._settings.call_timeout_seconds):
                 return await pending
         except TimeoutError:
-            raise RetryableError(
+            raise ProviderTimeout(
                 f"provider call timed out after {self._settings.call_timeout_seconds}s",
                 code="PROVIDER_TIMEOUT",
             ) from None
