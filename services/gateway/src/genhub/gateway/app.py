@@ -1,5 +1,5 @@
-"""Gateway composition root: task-store client, RabbitMQ publisher, Redis watcher, gRPC server,
-and the REST/JSON server in front of it."""
+"""Gateway composition root: task-store client, Redis watcher, gRPC server, and the REST/JSON
+server in front of it. The gateway publishes nothing itself: task-store does, from its outbox."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from genhub.common.user_store_client import UserStoreClient
 from genhub.gateway.catalogue import Catalogue
 from genhub.gateway.config import GatewaySettings
 from genhub.gateway.provider_servicer import ProviderServicer
-from genhub.gateway.publisher import TaskPublisher
 from genhub.gateway.rest import server as rest_server
 from genhub.gateway.servicer import TaskServicer
 from genhub.gateway.users import UserServicer
@@ -44,15 +43,12 @@ SERVICE_NAMES = [
 async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]]:
     """Start the gateway; yields the server and its port, stops it on exit."""
     redis = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=2)
-    publisher = TaskPublisher(settings.amqp_url.get_secret_value())
     async with store_client.connect(settings.taskstore_addr) as store:
         server = Server(SERVICE_NAMES)
         box = SecretBox.from_setting(settings.secrets_keys.get_secret_value())
         catalogue = Catalogue(store, settings.catalogue_ttl_seconds)
         task_service_pb2_grpc.add_TaskServiceServicer_to_server(
-            TaskServicer(
-                store, publisher, catalogue, TaskWatcher(store, redis, settings.events_prefix), box
-            ),
+            TaskServicer(store, catalogue, TaskWatcher(store, redis, settings.events_prefix), box),
             server.grpc,
         )
         providers = ProviderServicer(store, ProviderStoreClient(store.channel), catalogue, box)
@@ -63,14 +59,12 @@ async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]
         port = server.bind(settings.gateway_listen)
         try:
             await server.start()
-            await publisher.connect()
             await providers.reencrypt_stored_secrets()
             await server.mark_serving()
             log.info("gateway serving", extra={"port": port})
             yield server, port
         finally:
             await server.stop()
-            await publisher.close()
             await redis.aclose()
 
 
