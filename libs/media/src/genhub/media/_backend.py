@@ -19,7 +19,7 @@ from genhub.media._signing import UrlSigner
 # Multipart part size (S3's minimum is 5 MiB) and parts in flight: bounds the upload's memory
 # to about their product, whatever the file size.
 PART_SIZE = 5 * 1024 * 1024
-PARTS_IN_FLIGHT = 2
+PARTS_IN_FLIGHT = 1
 READ_CHUNK = 256 * 1024
 
 

@@ -22,13 +22,15 @@ if TYPE_CHECKING:
 class MediaSettings(BaseSettings):
     """Where media is kept and how it is fetched and served.
 
-    ``backend="s3"`` needs ``s3_bucket`` (and, outside AWS, ``s3_endpoint``); ``"local"`` needs
-    ``url_keys`` (the gateway serves the files). Secrets are ``SecretStr`` (masked in reprs).
+    ``media_backend="s3"`` needs ``media_s3_bucket`` (and, outside AWS, an endpoint);
+    ``"local"`` needs ``media_url_keys`` (the gateway serves the files). Secrets are
+    ``SecretStr`` (masked in reprs).
     """
 
     model_config = SettingsConfigDict(env_prefix="GENHUB_", frozen=True, extra="ignore")
 
-    media_backend: Literal["s3", "local"] = "local"
+    # "" (default): no media store; results keep the providers' own URLs, as before.
+    media_backend: Literal["", "s3", "local"] = ""
     media_prefix: str = "media/"
     # S3-compatible service (AWS S3, Volcengine TOS, Aliyun OSS, SeaweedFS, versitygw, ...)
     media_s3_bucket: str = ""
@@ -79,8 +81,15 @@ class MediaSettings(BaseSettings):
         value = self.media_url_keys.get_secret_value()
         return UrlSigner.from_setting(value, self.media_public_url) if value.strip() else None
 
+    @property
+    def enabled(self) -> bool:
+        """Whether a media store is configured."""
+        return bool(self.media_backend)
+
     def backend(self) -> ObstoreBackend:
-        """The configured object store."""
+        """The configured object store (ValueError when none is)."""
+        if not self.enabled:
+            raise ValueError("no media store configured (GENHUB_MEDIA_BACKEND is empty)")
         if self.media_backend == "local":
             self.media_local_dir.mkdir(parents=True, exist_ok=True)
             store: S3Store | LocalStore = LocalStore(self.media_local_dir.resolve(), mkdir=True)
