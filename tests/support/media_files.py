@@ -33,7 +33,8 @@ def mp4_bytes(seconds: int = 1, fps: int = 10) -> bytes:
         stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
         stream.time_base = Fraction(1, fps)
         for i in range(seconds * fps):
-            frame = av.VideoFrame.from_image(  # type: ignore[no-untyped-call]Image.new("RGB", (160, 96), (i * 20 % 256, 0, 0)))
+            still = Image.new("RGB", (160, 96), (i * 20 % 256, 0, 0))
+            frame = av.VideoFrame.from_image(still)  # type: ignore[no-untyped-call]
             frame.pts = i
             for packet in stream.encode(frame):
                 container.mux(packet)
