@@ -23,7 +23,10 @@ QUEUE = "genhub.webhooks"
 
 
 def _task(
-    url: str, status: int = S.TASK_STATUS_SUCCEEDED, events: int = 0, task_id: str = "t1"
+    url: str,
+    status: task_pb2.TaskStatus.ValueType = S.TASK_STATUS_SUCCEEDED,
+    events: task_pb2.WebhookEvents.ValueType = S.WEBHOOK_EVENTS_UNSPECIFIED,
+    task_id: str = "t1",
 ) -> task_pb2.Task:
     task = S.Task(task_id=task_id, provider="demo", model="demo-image", status=status, attempts=1)
     task.webhook.url = url
