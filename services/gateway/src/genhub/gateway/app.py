@@ -15,6 +15,7 @@ from genhub.common.provider_client import ProviderStoreClient
 from genhub.common.secrets import SecretBox
 from genhub.common.server import Server, wait_for_signal
 from genhub.common.user_store_client import UserStoreClient
+from genhub.egress import EgressPolicy
 from genhub.gateway.catalogue import Catalogue
 from genhub.gateway.config import GatewaySettings
 from genhub.gateway.provider_servicer import ProviderServicer
@@ -53,7 +54,12 @@ async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]
         catalogue = Catalogue(store, settings.catalogue_ttl_seconds)
         task_service_pb2_grpc.add_TaskServiceServicer_to_server(
             TaskServicer(
-                store, publisher, catalogue, TaskWatcher(store, redis, settings.events_prefix), box
+                store,
+                publisher,
+                catalogue,
+                TaskWatcher(store, redis, settings.events_prefix),
+                box,
+                EgressPolicy.from_setting(settings.egress_allow),
             ),
             server.grpc,
         )
