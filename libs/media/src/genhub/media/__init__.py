@@ -13,6 +13,7 @@ from genhub.media._backend import Backend, ObstoreBackend, StoredObject
 from genhub.media._config import MediaSettings, build_store
 from genhub.media._download import Downloader, redact
 from genhub.media._errors import MediaError, PermanentMediaError, RetryableMediaError
+from genhub.media._proto import image_entry, link_result, to_stored_media, video_entry
 from genhub.media._ref import MIME_BY_EXT, MediaRef, key_for, mime_of, new_media_id, owner_of
 from genhub.media._signing import MEDIA_PATH, SignatureInvalid, UrlSigner
 from genhub.media._store import MediaStore
@@ -35,10 +36,14 @@ __all__ = [
     "SweepReport",
     "UrlSigner",
     "build_store",
+    "image_entry",
     "key_for",
+    "link_result",
     "mime_of",
     "new_media_id",
     "owner_of",
     "redact",
     "sweep",
+    "to_stored_media",
+    "video_entry",
 ]
