@@ -15,13 +15,16 @@ from genhub.common.provider_client import ProviderStoreClient
 from genhub.common.secrets import SecretBox
 from genhub.common.server import Server, wait_for_signal
 from genhub.common.user_store_client import UserStoreClient
+from genhub.egress import EgressPolicy
 from genhub.gateway.catalogue import Catalogue
 from genhub.gateway.config import GatewaySettings
 from genhub.gateway.provider_servicer import ProviderServicer
 from genhub.gateway.rest import server as rest_server
+from genhub.gateway.rest.media_route import media_route
 from genhub.gateway.servicer import TaskServicer
 from genhub.gateway.users import UserServicer
 from genhub.gateway.watcher import TaskWatcher
+from genhub.media import MediaSettings, build_store
 from genhub.v1 import (
     provider_service_pb2,
     provider_service_pb2_grpc,
@@ -48,7 +51,13 @@ async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]
         box = SecretBox.from_setting(settings.secrets_keys.get_secret_value())
         catalogue = Catalogue(store, settings.catalogue_ttl_seconds)
         task_service_pb2_grpc.add_TaskServiceServicer_to_server(
-            TaskServicer(store, catalogue, TaskWatcher(store, redis, settings.events_prefix), box),
+            TaskServicer(
+                store,
+                catalogue,
+                TaskWatcher(store, redis, settings.events_prefix),
+                box,
+                EgressPolicy.from_setting(settings.egress_allow),
+            ),
             server.grpc,
         )
         providers = ProviderServicer(store, ProviderStoreClient(store.channel), catalogue, box)
@@ -68,12 +77,20 @@ async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]
             await redis.aclose()
 
 
-async def serve(settings: GatewaySettings) -> None:
-    """Run until SIGTERM/SIGINT; REST (unless ``rest_listen`` is empty) stops before gRPC."""
+async def serve(settings: GatewaySettings, media: MediaSettings | None = None) -> None:
+    """Run until SIGTERM/SIGINT; REST (unless ``rest_listen`` is empty) stops before gRPC.
+    With a local-folder media store, REST also serves ``GET /api/v1/media/{media_id}``."""
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
-    async with (
-        running(settings) as (_, port),
-        rest_server.running(settings, rest_server.loopback_target(settings.gateway_listen, port)),
-    ):
+    async with contextlib.AsyncExitStack() as stack:
+        routes = []
+        if media is not None and media.media_backend == "local":
+            store = build_store(media, fetch=False)
+            stack.push_async_callback(store.aclose)
+            signer = media.signer()
+            assert signer is not None  # MediaSettings requires keys for the local backend
+            routes.append(media_route(store, signer))
+        _, port = await stack.enter_async_context(running(settings))
+        target = rest_server.loopback_target(settings.gateway_listen, port)
+        await stack.enter_async_context(rest_server.running(settings, target, routes))
         await wait_for_signal()

@@ -14,6 +14,7 @@ from genhub.common.provider_client import seal_credentials
 from genhub.common.secrets import SecretBox
 from genhub.common.store_client import TaskStoreClient
 from genhub.common.task_states import TERMINAL
+from genhub.egress import EgressPolicy, Resolver
 from genhub.gateway import validation
 from genhub.gateway.catalogue import Catalogue
 from genhub.gateway.watcher import TaskWatcher
@@ -42,7 +43,11 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         catalogue: Catalogue,
         watcher: TaskWatcher,
         box: SecretBox | None,
+        egress: EgressPolicy | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
+        self._egress = egress or EgressPolicy()
+        self._resolver = resolver
         self._store = store
         self._catalogue = catalogue
         self._watcher = watcher
@@ -76,6 +81,11 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             v.add(kind, "is required")
         model = await self._model(request, task_type, v)
         check(v, getattr(request, kind), model)
+        if request.HasField("webhook"):
+            validation.check_webhook(v, request.webhook)
+        await validation.check_remote_urls(
+            v, validation.remote_urls(request, kind), self._egress, self._resolver
+        )
         task = self._new_task(request, task_type, v)
         getattr(task, kind).CopyFrom(getattr(request, kind))
         return await self._create(task, request)
@@ -113,6 +123,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             model=request.model,
             priority=request.priority or S.PRIORITY_DEFAULT,
             labels=request.labels,
+            webhook=request.webhook if request.HasField("webhook") else None,
         )
 
     async def _create(self, task: task_pb2.Task, request: Any) -> task_pb2.Task:

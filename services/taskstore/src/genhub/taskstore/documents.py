@@ -80,6 +80,7 @@ def to_document(task: task_pb2.Task) -> dict[str, Any]:
         "usage": None,
         "provider_job_id": "",
         "request_credentials": task.request_credentials,
+        "webhook": _dict(task.webhook) if task.HasField("webhook") else None,
         "started_at": None,
         "finished_at": None,
     }
@@ -118,6 +119,8 @@ def from_document(doc: dict[str, Any]) -> task_pb2.Task:
         json_format.ParseDict(doc["result"], task.result)
     if doc.get("usage"):
         json_format.ParseDict(doc["usage"], task.usage)
+    if doc.get("webhook"):
+        json_format.ParseDict(doc["webhook"], task.webhook)
     for field, key in (
         ("create_time", "created_at"),
         ("update_time", "updated_at"),
