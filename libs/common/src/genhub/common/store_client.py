@@ -10,6 +10,7 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from genhub.common.errors import (
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     FieldViolation,
@@ -51,6 +52,8 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> GenHubError:
         return NotFound(message, reason=reason, metadata=metadata)
     if code == grpc.StatusCode.ALREADY_EXISTS:
         return AlreadyExists(message, reason=reason, metadata=metadata)
+    if code == grpc.StatusCode.ABORTED:
+        return Aborted(message, reason=reason, metadata=metadata)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return FailedPrecondition(message, reason=reason, metadata=metadata)
     return StoreError(f"task-store call failed: {code.name}: {message}")
