@@ -20,8 +20,9 @@ from genhub.common.provider_client import seal_credentials
 from genhub.common.secrets import SecretBox
 from genhub.common.store_client import TaskStoreClient
 from genhub.common.topology import TaskMessage
-from genhub.gateway import validation
+from genhub.gateway import idempotency, tenancy, validation
 from genhub.gateway.catalogue import Catalogue
+from genhub.gateway.page_tokens import PageTokens
 from genhub.gateway.publisher import TaskPublisher
 from genhub.gateway.watcher import TERMINAL, TaskWatcher
 from genhub.store.v1 import task_store_pb2
@@ -50,7 +51,10 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         catalogue: Catalogue,
         watcher: TaskWatcher,
         box: SecretBox | None,
+        *,
+        pages: PageTokens | None = None,
     ) -> None:
+        self._pages = pages or PageTokens.from_secret("")
         self._store = store
         self._publisher = publisher
         self._catalogue = catalogue
@@ -115,7 +119,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         )
         v.raise_if_any()
         return task_pb2.Task(
-            user_id=request.user_id,
+            user_id=tenancy.owner_for_create(request.user_id),
             idempotency_key=request.idempotency_key,
             type=task_type,
             provider=request.provider,
@@ -129,6 +133,8 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         task.request_credentials = bool(sealed)
         stored, created = await self._store.insert(task)
         glog.task_id.set(stored.task_id)
+        if not created:
+            idempotency.check_same_request(task, stored)
         if created:
             stored = await self._enqueue(stored, sealed)
         wait = request.wait.seconds + request.wait.nanos / 1e9
@@ -176,24 +182,28 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         """Return a task."""
         _require_task_id(request.task_id)
         task, _ = await self._store.get(request.task_id)
-        return task_service_pb2.GetTaskResponse(task=task)
+        return task_service_pb2.GetTaskResponse(task=tenancy.check_owner(task))
 
     async def ListTasks(
         self, request: task_service_pb2.ListTasksRequest, context: Context
     ) -> task_service_pb2.ListTasksResponse:
         """Return a page of tasks, newest first."""
         _check_page(request.page_size, request.type, request.status).raise_if_any()
+        user_id = tenancy.list_filter(request.user_id)
+        pages = self._pages.bind(
+            "ListTasks", user_id=user_id, type=request.type, status=request.status
+        )
         page = await self._store.list_tasks(
             task_store_pb2.ListTasksRequest(
-                user_id=request.user_id,
+                user_id=user_id,
                 type=request.type,
                 statuses=[request.status] if request.status else [],
                 page_size=min(request.page_size or 50, MAX_PAGE_SIZE),
-                page_token=request.page_token,
+                page_token=pages.unwrap(request.page_token),
             )
         )
         return task_service_pb2.ListTasksResponse(
-            tasks=page.tasks, next_page_token=page.next_page_token
+            tasks=page.tasks, next_page_token=pages.wrap(page.next_page_token)
         )
 
     async def DeleteTask(
@@ -201,6 +211,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     ) -> task_service_pb2.DeleteTaskResponse:
         """Delete a task; its worker skips it."""
         _require_task_id(request.task_id)
+        tenancy.check_owner((await self._store.get(request.task_id))[0])
         await self._store.delete(request.task_id)
         return task_service_pb2.DeleteTaskResponse()
 
@@ -208,7 +219,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self, request: task_service_pb2.SearchTasksRequest, context: Context
     ) -> task_service_pb2.SearchTasksResponse:
         """Return a page of the tasks whose prompt contains the query, newest first."""
-        page = await self._search(request, request.type)
+        page = await self._search(request, request.type, "SearchTasks")
         return task_service_pb2.SearchTasksResponse(
             tasks=page.tasks, next_page_token=page.next_page_token
         )
@@ -218,17 +229,19 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     ) -> task_service_pb2.ListImagesResponse:
         """Return a page of image tasks, newest first."""
         _check_page(request.page_size, S.TASK_TYPE_IMAGE, request.status).raise_if_any()
+        user_id = tenancy.list_filter(request.user_id)
+        pages = self._pages.bind("ListImages", user_id=user_id, status=request.status)
         page = await self._store.list_tasks(
             task_store_pb2.ListTasksRequest(
-                user_id=request.user_id,
+                user_id=user_id,
                 type=S.TASK_TYPE_IMAGE,
                 statuses=[request.status] if request.status else [],
                 page_size=min(request.page_size or 50, MAX_PAGE_SIZE),
-                page_token=request.page_token,
+                page_token=pages.unwrap(request.page_token),
             )
         )
         return task_service_pb2.ListImagesResponse(
-            tasks=page.tasks, next_page_token=page.next_page_token
+            tasks=page.tasks, next_page_token=pages.wrap(page.next_page_token)
         )
 
     async def GetImage(
@@ -249,13 +262,13 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self, request: task_service_pb2.SearchImagesRequest, context: Context
     ) -> task_service_pb2.SearchImagesResponse:
         """Return a page of the image tasks whose prompt contains the query, newest first."""
-        page = await self._search(request, S.TASK_TYPE_IMAGE)
+        page = await self._search(request, S.TASK_TYPE_IMAGE, "SearchImages")
         return task_service_pb2.SearchImagesResponse(
             tasks=page.tasks, next_page_token=page.next_page_token
         )
 
     async def _search(
-        self, request: Any, task_type: task_pb2.TaskType.ValueType
+        self, request: Any, task_type: task_pb2.TaskType.ValueType, route: str
     ) -> task_store_pb2.SearchTasksResponse:
         v = _check_page(request.page_size, task_type, request.status)
         query = request.query.strip()
@@ -264,20 +277,26 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         elif len(query) > MAX_QUERY_CHARS:
             v.add("query", f"must be at most {MAX_QUERY_CHARS} characters (got {len(query)})")
         v.raise_if_any()
-        return await self._store.search(
+        user_id = tenancy.list_filter(request.user_id)
+        pages = self._pages.bind(
+            route, user_id=user_id, type=task_type, status=request.status, query=query
+        )
+        page = await self._store.search(
             task_store_pb2.SearchTasksRequest(
                 query=query,
-                user_id=request.user_id,
+                user_id=user_id,
                 type=task_type,
                 status=request.status,
                 page_size=min(request.page_size or 50, MAX_PAGE_SIZE),
-                page_token=request.page_token,
+                page_token=pages.unwrap(request.page_token),
             )
         )
+        page.next_page_token = pages.wrap(page.next_page_token)
+        return page
 
     async def _image(self, task_id: str) -> task_pb2.Task:
         _require_task_id(task_id)
-        task, _ = await self._store.get(task_id)
+        task = tenancy.check_owner((await self._store.get(task_id))[0])
         if task.type != S.TASK_TYPE_IMAGE:
             raise NotFound(
                 f"image {task_id} not found: task {task_id} is not an image task",
@@ -291,7 +310,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         """Cancel an unfinished task; FAILED_PRECONDITION once it has finished."""
         _require_task_id(request.task_id)
         for _ in range(5):  # the task may move between our read and our write
-            task, _ = await self._store.get(request.task_id)
+            task = tenancy.check_owner((await self._store.get(request.task_id))[0])
             if task.status in TERMINAL:
                 raise FailedPrecondition(
                     f"task {task.task_id} already finished ({S.TaskStatus.Name(task.status)}); "
@@ -313,6 +332,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     ) -> AsyncIterator[task_service_pb2.WatchTaskResponse]:
         """Stream the task on every status change until it is terminal."""
         _require_task_id(request.task_id)
+        tenancy.check_owner((await self._store.get(request.task_id))[0])
         async for task in self._watcher.changes(request.task_id):
             yield task_service_pb2.WatchTaskResponse(task=task)
 
