@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from pymongo import AsyncMongoClient
 
 from genhub.v1 import (
@@ -84,8 +84,12 @@ async def test_no_key_or_a_bad_key_is_unauthenticated(world: World) -> None:
 
 
 async def test_health_and_reflection_need_no_key(world: World) -> None:
-    health = health_pb2_grpc.HealthStub(world.channel)
-    answer = await health.Check(health_pb2.HealthCheckRequest(service=""))
+    check = world.channel.unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    answer = await check(health_pb2.HealthCheckRequest(service=""))
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -144,7 +148,7 @@ async def test_another_tenants_task_is_not_found_exactly_like_a_missing_one(worl
     ).task
     as_bob = bearer(bob_key)
     tasks = world.tasks
-    calls = [
+    calls: list[Callable[[str], Awaitable[Any]]] = [
         lambda tid: tasks.GetTask(task_service_pb2.GetTaskRequest(task_id=tid), metadata=as_bob),
         lambda tid: tasks.CancelTask(
             task_service_pb2.CancelTaskRequest(task_id=tid), metadata=as_bob
@@ -157,11 +161,11 @@ async def test_another_tenants_task_is_not_found_exactly_like_a_missing_one(worl
         ).read(),
     ]
     for call in calls:
-        errors = []
+        errors: list[tuple[grpc.StatusCode, str]] = []
         for task_id in (task.task_id, "01zzzzzzzzzzzzzzzzzzzzzzzz"):
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await call(task_id)
-            errors.append((caught.value.code(), caught.value.details()))
+            errors.append((caught.value.code(), caught.value.details() or ""))
         assert errors[0][0] == errors[1][0] == grpc.StatusCode.NOT_FOUND
         assert errors[0][1] == errors[1][1].replace("01zzzzzzzzzzzzzzzzzzzzzzzz", task.task_id)
     rest = await world.http.get(
@@ -203,7 +207,7 @@ async def test_admin_only_services_refuse_users(world: World) -> None:
         provider_service_pb2.ListProvidersRequest(), metadata=as_alice
     )
     assert [p.name for p in listed.providers] == ["demo"]  # the catalogue is for everyone
-    refused = [
+    refused: list[Awaitable[Any]] = [
         providers.UpsertProviderConfig(
             provider_service_pb2.UpsertProviderConfigRequest(
                 config=provider_pb2.ProviderConfig(provider="demo")
