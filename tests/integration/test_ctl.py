@@ -16,8 +16,10 @@ from typer.testing import CliRunner, Result
 
 from genhub.common import topology
 from genhub.common.breaker import RedisBreaker
+from genhub.common.provider_client import seal_credentials
 from genhub.common.provider_limits import ProviderLimiter, ProviderLimits
 from genhub.common.ratelimit import RedisLimiter
+from genhub.common.secrets import SecretBox
 from genhub.common.topology import TaskMessage
 from genhub.ctl.app import app
 from tests.support import infra
@@ -142,7 +144,10 @@ async def test_dlq_list_show_requeue_purge(stack: Stack) -> None:
             priority=S.PRIORITY_DEFAULT,
         )
     )
-    sealed = TaskMessage(stranded.task_id, credentials="sealed-secret-token").encode()
+    token = seal_credentials(
+        SecretBox([stack.secrets_keys]), S.ProviderCredentials(api_key="sk-request-0123456789")
+    )
+    sealed = TaskMessage(stranded.task_id, credentials=token).encode()
     await _dead_letter(stack, [sealed, b"\xff not json"])
     dead = topology.dead_queue("demo")
     await eventually(
@@ -157,7 +162,7 @@ async def test_dlq_list_show_requeue_purge(stack: Stack) -> None:
     assert listed[0]["queue"] == dead
     shown = await ctl(stack, "--json", "dlq", "show", "demo")
     assert shown.exit_code == 0
-    assert "sealed-secret-token" not in shown.stdout  # credentials are never printed
+    assert token not in shown.stdout  # credentials, even sealed, are never printed
     rows = json.loads(shown.stdout)
     assert rows[0]["task_id"] == stranded.task_id
     assert rows[1].get("undecodable") is True

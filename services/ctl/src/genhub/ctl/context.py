@@ -85,14 +85,22 @@ def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
+def emit_line(value: Any) -> None:
+    """One compact JSON object per line (NDJSON), flushed at once for streams."""
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A rich table on stdout."""
     out = Table(title=title, title_justify="left")
     cells = [["" if v is None else str(v) for v in row] for row in rows]
     for index, column in enumerate(columns):
-        # The first column is an id to copy: never wrapped or shortened.
-        widest = max((len(r[index]) for r in cells), default=0) if index == 0 else None
-        out.add_column(column, no_wrap=index == 0, min_width=widest)
+        # The first two columns (an id to copy, and its state) are never wrapped or shortened;
+        # the others fold rather than lose characters on a narrow terminal.
+        key = index < 2
+        widest = max((len(r[index]) for r in cells), default=0) if key else None
+        out.add_column(column, no_wrap=key, min_width=widest, overflow="fold")
     for row in cells:
         out.add_row(*row)
     console.print(out)

@@ -8,7 +8,7 @@ from typing import Annotated
 import grpc
 import typer
 
-from genhub.ctl.context import Ctl, as_json, console, ctl, emit_json, run, table
+from genhub.ctl.context import Ctl, as_json, console, ctl, emit_json, emit_line, run, table
 from genhub.v1 import task_pb2, task_service_pb2, task_service_pb2_grpc
 
 app = typer.Typer(help="Tasks: get, list, watch, cancel.", no_args_is_help=True)
@@ -40,8 +40,8 @@ def _name(enum: object, value: int, prefix: str) -> str:
 def _row(task: task_pb2.Task) -> list[str]:
     return [
         task.task_id,
-        _name(task_pb2.TaskType, task.type, "TASK_TYPE_"),
         _name(task_pb2.TaskStatus, task.status, "TASK_STATUS_"),
+        _name(task_pb2.TaskType, task.type, "TASK_TYPE_"),
         f"{task.provider}/{task.model}",
         task.user_id,
         task.create_time.ToDatetime().isoformat(timespec="seconds") if task.create_time else "",
@@ -49,7 +49,7 @@ def _row(task: task_pb2.Task) -> list[str]:
     ]
 
 
-COLUMNS = ["task", "type", "status", "provider/model", "user", "created", "error"]
+COLUMNS = ["task", "status", "type", "provider/model", "user", "created", "error"]
 
 
 def _stub(c: Ctl, channel: grpc.aio.Channel) -> task_service_pb2_grpc.TaskServiceAsyncStub:
@@ -125,13 +125,13 @@ def watch(ctx: typer.Context, task_id: str) -> None:
             stream = _stub(c, channel).WatchTask(request, metadata=c.metadata)
             if c.json:
                 async for change in stream:
-                    emit_json(as_json(change.task))
+                    emit_line(as_json(change.task))
                 return
             with console.status(f"watching {task_id}", spinner="dots") as spinner:
                 async for change in stream:
                     row = _row(change.task)
-                    console.print(f"{row[0]}  {row[2]:<10} {row[6]}", highlight=False)
-                    spinner.update(f"watching {task_id}: {row[2]}")
+                    console.print(f"{row[0]}  {row[1]:<10} {row[6]}", highlight=False)
+                    spinner.update(f"watching {task_id}: {row[1]}")
 
     run(go())
 
