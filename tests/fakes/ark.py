@@ -112,6 +112,7 @@ class FakeArk(FakeServer):
     def __init__(self, api_key: str = DEFAULT_API_KEY) -> None:
         super().__init__()
         self.api_key = api_key
+        self.api_keys = {api_key}  # more may be accepted (``accept``), like a second project key
         self.jobs: dict[str, Job] = {}
 
     def routes(self) -> Sequence[BaseRoute]:
@@ -125,6 +126,14 @@ class FakeArk(FakeServer):
             Route(tasks + "/{task_id}", self._get, methods=["GET"]),
             Route(tasks + "/{task_id}", self._delete, methods=["DELETE"]),
         ]
+
+    def accept(self, api_key: str) -> None:
+        """Accept another API key too."""
+        self.api_keys.add(api_key)
+
+    def _key_ok(self, request: Request) -> bool:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        return scheme == "Bearer" and key in self.api_keys
 
     def job(self, contains: str) -> Job:
         """The (single) job whose prompt contains ``contains``."""
@@ -169,7 +178,7 @@ class FakeArk(FakeServer):
     ) -> tuple[dict[str, Any], str, directives.Directives, int] | Response:
         """Auth, JSON, directives: the body, prompt, directives and request number, or the
         error response to send."""
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+        if not self._key_ok(request):
             self.record(op, "", 401)
             return self.error(401)
         try:
@@ -401,7 +410,7 @@ class FakeArk(FakeServer):
         }
 
     def _authorised(self, request: Request, op: str) -> Response | None:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+        if not self._key_ok(request):
             self.record(op, "", 401)
             return self.error(401)
         return None

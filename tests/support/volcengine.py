@@ -8,21 +8,29 @@ A test module imports the fixtures it uses and names them in ``__all__`` (see ``
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 import av
+import httpx
 import pytest
+from google.protobuf import json_format
 from PIL import Image
 from pydantic import SecretStr
+from pymongo import AsyncMongoClient
 
 from genhub.providers.sdk import Call, CallConfig
 from genhub.providers.volcengine import VolcengineProvider, VolcengineSettings
-from genhub.v1 import provider_pb2, task_pb2
+from genhub.v1 import provider_pb2, task_pb2, task_service_pb2
 from tests.fakes.ark import DEFAULT_API_KEY, FakeArk
 from tests.fakes.jimeng import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, FakeJimeng
+from tests.support import infra
+from tests.support.stack import Stack, start_stack
+from tests.support.tasks import TERMINAL, get
+from tests.support.waiting import eventually
 
 S = task_pb2
 
@@ -115,3 +123,74 @@ def mp4_frames(data: bytes) -> tuple[int, int, int]:
         stream = container.streams.video[0]
         frames = list(container.decode(stream))
         return stream.width, stream.height, len(frames)
+
+
+@contextlib.asynccontextmanager
+async def volcengine_stack(
+    fake_ark: FakeArk,
+    fake_jimeng: FakeJimeng,
+    *,
+    adapter: dict[str, Any] | None = None,
+    **dispatcher: Any,
+) -> AsyncIterator[Stack]:
+    """A whole stack (own vhost and database, removed afterwards) whose worker runs the
+    volcengine adapter against the fakes, serving gRPC and REST."""
+    name = "t" + secrets.token_hex(5)
+    await infra.create_vhost(name)
+    provider = VolcengineProvider(settings_for(fake_ark, fake_jimeng, **(adapter or {})))
+    values: dict[str, Any] = {"backoff_cap_seconds": 5.0, "max_attempts": 3}
+    values.update(dispatcher)
+    try:
+        async with start_stack(name, name, rest=True, provider=provider, **values) as running:
+            yield running
+    finally:
+        await infra.delete_vhost(name)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.MONGO_URL)
+        await mongo.drop_database(name)
+        await mongo.close()
+
+
+REST_ROUTES = {
+    "image": "/api/v1/ai/image/task",
+    "video": "/api/v1/ai/video/task",
+    "text": "/api/v1/ai/text/task",
+}
+
+
+async def create(stack: Stack, transport: str, kind: str, body: dict[str, Any]) -> str:
+    """Create a volcengine task of ``kind`` over ``transport`` ("grpc" or "rest") from its
+    proto3-JSON ``body``; returns the task id."""
+    full = {"provider": "volcengine", **body}
+    if transport == "rest":
+        async with httpx.AsyncClient(base_url=stack.rest_url, timeout=10) as http:
+            response = await http.post(REST_ROUTES[kind], json=full)
+        assert response.status_code == 202, response.text
+        return str(response.json()["taskId"])
+    request_type = {
+        "image": task_service_pb2.CreateImageTaskRequest,
+        "video": task_service_pb2.CreateVideoTaskRequest,
+        "text": task_service_pb2.CreateTextTaskRequest,
+    }[kind]
+    request = json_format.ParseDict(full, request_type())
+    method = {
+        "image": stack.tasks.CreateImageTask,
+        "video": stack.tasks.CreateVideoTask,
+        "text": stack.tasks.CreateTextTask,
+    }[kind]
+    return str((await method(request)).task.task_id)  # type: ignore[operator]
+
+
+async def finished(stack: Stack, transport: str, task_id: str, timeout: float = 20) -> S.Task:
+    """Wait until the task is terminal, reading it over ``transport``; returns it."""
+
+    async def read() -> S.Task:
+        if transport == "rest":
+            async with httpx.AsyncClient(base_url=stack.rest_url, timeout=10) as http:
+                response = await http.get(f"/api/v1/ai/task/result/{task_id}")
+            assert response.status_code == 200, response.text
+            return json_format.ParseDict(response.json(), S.Task(), ignore_unknown_fields=True)
+        return await get(stack.tasks, task_id)
+
+    return await eventually(
+        read, lambda t: t.status in TERMINAL, timeout=timeout, what=f"task {task_id} finished"
+    )
