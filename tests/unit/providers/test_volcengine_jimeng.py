@@ -85,7 +85,7 @@ async def test_image_job_with_urls(volc: VolcengineProvider, fake_jimeng: FakeJi
     finished = await _finish(volc, job_call, submitted.job_id)
     (image,) = finished.result.images
     assert image.url.startswith(fake_jimeng.base_url)
-    assert image.mime_type == "image/png"
+    assert (image.mime_type, image.width, image.height) == ("image/png", 1024, 1024)
     assert finished.result.provider_request_id
 
 

@@ -11,4 +11,4 @@ __all__ = ["VolcengineProvider", "VolcengineSettings", "create_provider"]
 
 def create_provider() -> VolcengineProvider:
     """Entry-point factory: the provider configured from the worker's environment."""
-    return VolcengineProvider(VolcengineSettings())
+    return VolcengineProvider(VolcengineSettings.from_env())

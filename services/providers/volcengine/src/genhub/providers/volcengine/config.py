@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ARK_BASE_URL = "https://ark.cn-beijing.volces.com/api/v3"
@@ -72,3 +72,20 @@ class VolcengineSettings(BaseSettings):
     @classmethod
     def _check_url(cls, value: str) -> str:
         return _http_url(value)
+
+    @classmethod
+    def from_env(cls) -> VolcengineSettings:
+        """Read the environment; a bad value stops start-up with a line naming its variable.
+
+        Raises:
+            SystemExit: one line per bad variable.
+        """
+        try:
+            return cls()
+        except ValidationError as exc:
+            lines = []
+            for error in exc.errors():
+                name = ".".join(str(part) for part in error["loc"])
+                variable = name if name.isupper() else f"GENHUB_VOLCENGINE_{name.upper()}"
+                lines.append(f"  {variable}: {error['msg']}")
+            raise SystemExit("invalid volcengine configuration:\n" + "\n".join(lines)) from None

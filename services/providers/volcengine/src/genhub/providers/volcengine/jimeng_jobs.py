@@ -163,8 +163,16 @@ def _images(task: task_pb2.Task, data: dict[str, Any], request_id: str) -> Finis
                     height=info.height,
                 )
     else:
-        for url in urls:
-            result.images.add(url=url, mime_type=media.mime_from_url(url))
+        # The bytes, when they came too, tell each URL's type and size.
+        infos = [media.sniff_b64(item) for item in encoded] if len(encoded) == len(urls) else []
+        for i, url in enumerate(urls):
+            info = infos[i] if infos else media.ImageInfo(media.mime_from_url(url))
+            result.images.add(
+                url=url,
+                mime_type=info.mime_type or media.mime_from_url(url),
+                width=info.width,
+                height=info.height,
+            )
     if not result.images:
         raise EmptyResult(
             f"Jimeng job done without an image for {task.model}",
