@@ -33,14 +33,14 @@ from tests.support.waiting import eventually
 __all__ = ["fake_ark", "fake_jimeng"]
 
 CHAT = "doubao-pro-4k"
-ADAPTER_TIMEOUT = 1.0
+ADAPTER_TIMEOUT = 2.0
 
 
 @pytest.fixture(scope="module")
 async def stack(
     infrastructure: None, fake_ark: FakeArk, fake_jimeng: FakeJimeng
 ) -> AsyncIterator[Stack]:
-    """One stack; the adapter gives up on a call after a second."""
+    """One stack; the adapter gives up on a call after two seconds."""
     async with volcengine_stack(
         fake_ark, fake_jimeng, adapter={"timeout_seconds": ADAPTER_TIMEOUT}
     ) as running:

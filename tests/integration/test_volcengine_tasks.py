@@ -134,7 +134,7 @@ async def test_seedance_video_is_polled_to_completion(
     body = {
         "model": "doubao-seedance-1-0-pro-250528",
         "video": {
-            "prompt": f"waves {tag} [queued:200] [render:600]",
+            "prompt": f"waves {tag} [queued:300] [render:2000]",
             "aspectRatio": "16:9",
             "durationSeconds": 5,
             "resolution": "720p",
@@ -146,7 +146,10 @@ async def test_seedance_video_is_polled_to_completion(
     assert done.result.video.duration_seconds == 5
     assert mp4_frames(await _get(done.result.video.url))[:2] == (256, 144)
     assert fake_ark.count("create", tag) == 1
-    assert fake_ark.count("get", tag) >= 2  # polled while queued or running, then done
+    # Polled while queued or running, then once more when done.
+    seen = [c.detail["job_status"] for c in fake_ark.matching("get", tag)]
+    assert {"queued", "running"} & set(seen[:-1]), seen
+    assert seen[-1] == "succeeded"
     assert done.attempts == 1
 
 
