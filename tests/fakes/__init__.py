@@ -1,0 +1,1 @@
+"""Local fake servers that speak providers' wire APIs, for tests and the offline devstack."""
