@@ -53,12 +53,18 @@ from tests.fakes.openai_videos import VideoStore
 GPT_IMAGE_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
 DALL_E_3_SIZES = ("1024x1024", "1792x1024", "1024x1792")
 _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-_NULLS: dict[str, Any] = {"refusal": None, "annotations": [], "tool_calls": None, "function_call": None}
+_NULLS: dict[str, Any] = {
+    "refusal": None,
+    "annotations": [],
+    "tool_calls": None,
+    "function_call": None,
+}
 
 
 @dataclass
 class Seen:
-    """One request the fake received (``body``: parsed JSON or multipart fields)."""
+    """One request the fake received (``body``: parsed JSON or multipart fields;
+    ``client_port``: the connection's port, so tests can see connection reuse)."""
 
     route: str
     method: str
@@ -67,6 +73,7 @@ class Seen:
     body: dict[str, Any]
     at: float
     request_id: str
+    client_port: int
 
 
 def image_bytes(prompt: str, size: str, fmt: str, transparent: bool) -> bytes:
@@ -209,6 +216,7 @@ class FakeOpenAI:
                 body if isinstance(body, dict) else {},
                 time.monotonic(),
                 f"req_{secrets.token_hex(12)}",
+                request.client.port if request.client else 0,
             )
             self.seen.append(seen)
             self.counts[name] += 1

@@ -2,7 +2,8 @@
 
 A job is ``queued`` for the first third of its render time, ``in_progress`` until the render
 time has passed, then ``completed`` (or ``failed`` when its prompt asks for ``[video-fail]``).
-Retrieve answers ``openai-poll-after-ms`` with the time left, as the API hints its poll helper.
+Retrieve answers ``openai-poll-after-ms`` with the time left (at most 500 ms), as the API hints its
+poll helper.
 """
 
 from __future__ import annotations
@@ -123,7 +124,9 @@ class VideoStore:
         if isinstance(job, Response):
             return job
         left = job.created + job.render_seconds - time.monotonic()
-        headers = {"openai-poll-after-ms": str(max(50, int(left * 1000)))} if left > 0 else {}
+        # The hint is capped, as a real server's would be for a render of minutes.
+        hint = min(500, max(50, int(left * 1000)))
+        headers = {"openai-poll-after-ms": str(hint)} if left > 0 else {}
         return JSONResponse(job.as_json(), headers=headers)
 
     def delete(self, video_id: str, request_id: str) -> Response:
