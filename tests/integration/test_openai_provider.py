@@ -172,8 +172,10 @@ async def test_sora_video_submitted_polled_and_completed_over_rest_and_grpc(
     async with openai.AsyncOpenAI(api_key=KEY, base_url=fake.base_url, max_retries=0) as sdk:
         content = await sdk.videos.download_content(done.provider_job_id)
         data = await content.aread()
-    with av.open(io.BytesIO(data)) as container:
-        assert container.streams.video[0].frames or container.duration
+    with av.open(io.BytesIO(data), mode="r") as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (180, 320)  # a quarter of 720x1280
+        assert len(list(container.decode(stream))) == 16  # 8 s at the fake's 2 fps
 
 
 async def test_cancelling_a_running_sora_job_deletes_it_at_the_provider(
