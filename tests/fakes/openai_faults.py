@@ -11,7 +11,8 @@ unique prompt gets its own counts):
 - ``[sleep:MS]`` / ``[sleep:MS:N]``: answer after MS milliseconds, always or the first N times;
 - ``[empty]`` / ``[empty:N]``: a 200 without output (no images, no choices, an empty video);
 - ``[video-fail]`` / ``[video-fail:N]``: the video job ends ``failed``;
-- ``[garbage]``: the video content is an HTML page, not an MP4.
+- ``[garbage]``: the video content is an HTML page, not an MP4;
+- ``[broken]``: the video content's connection breaks off before the first byte.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class Directives:
     video_fail: bool = False
     video_fail_times: int | None = None
     garbage: bool = False
+    broken: bool = False
 
 
 def parse(prompt: str) -> Directives:
@@ -154,7 +156,7 @@ def parse(prompt: str) -> Directives:
             values |= {"empty": True, "empty_times": a}
         elif name == "video-fail":
             values |= {"video_fail": True, "video_fail_times": a}
-        elif name in ("quota", "refuse", "garbage"):
+        elif name in ("quota", "refuse", "garbage", "broken"):
             values[name] = True
     return Directives(**values)
 

@@ -12,10 +12,11 @@ import asyncio
 import secrets
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from genhub.providers.demo.render import render_video
 from tests.fakes.openai_faults import Directives, Fault, error_response, invalid, parse, within
@@ -70,6 +71,12 @@ class VideoJob:
             "remixed_from_video_id": None,
             "error": error,
         }
+
+
+async def _broken_stream() -> AsyncIterator[bytes]:
+    """A body that breaks off: the connection closes before any byte of the video."""
+    raise ConnectionResetError("the fake drops the connection mid-body")
+    yield b""  # makes this an async generator
 
 
 class VideoStore:
@@ -155,6 +162,8 @@ class VideoStore:
             return Response(page, media_type="text/html")
         if wanted.empty:
             return Response(b"", media_type="video/mp4")
+        if wanted.broken:
+            return StreamingResponse(_broken_stream(), media_type="video/mp4")
         key = (job.prompt, job.size, job.seconds)
         if key not in self._mp4:
             width, height = (int(x) // 4 for x in job.size.split("x"))

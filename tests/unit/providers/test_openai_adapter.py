@@ -238,6 +238,7 @@ async def test_sora_job_is_created_polled_and_its_content_checked(
         ("[video-fail]", ErrorClass.JOB_FAILED, True),
         ("[garbage]", ErrorClass.BAD_OUTPUT, False),
         ("[empty]", ErrorClass.EMPTY_RESULT, True),
+        ("[broken]", ErrorClass.PROVIDER_UNAVAILABLE, False),
     ],
 )
 async def test_a_failed_or_broken_sora_job_is_a_retryable_error(

@@ -38,6 +38,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 
+import httpx2
 import openai
 
 from genhub.providers.sdk import (
@@ -156,3 +157,12 @@ def translated(provider: str, secret: str = "") -> Iterator[None]:
         yield
     except openai.OpenAIError as exc:
         raise translate(exc, provider=provider, secret=secret) from None
+    except httpx2.TimeoutException:
+        # Raised unwrapped while a streamed body (the video content) is being read.
+        raise ProviderTimeout(f"{provider}: reading the answer timed out") from None
+    except httpx2.TransportError as exc:
+        cause = redact(str(exc), secret)[:300]
+        raise ProviderUnavailable(
+            f"{provider}: the connection broke while reading the answer ({cause})",
+            code="PROVIDER_CONNECTION_ERROR",
+        ) from None
