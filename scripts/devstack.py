@@ -34,7 +34,17 @@ class DevStack:
     gateway: str
     taskstore: str
     rest: str
+    env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+
+    async def add_worker(self, provider: str = "demo") -> str:
+        """Start one more worker process for ``provider``; returns its name."""
+        count = sum(1 for n in self.processes if n.startswith(f"dispatcher-{provider}"))
+        name = f"dispatcher-{provider}" if count == 0 else f"dispatcher-{provider}-{count + 1}"
+        self.processes[name] = await _spawn(
+            name, ["genhub.dispatcher", "--provider", provider], self.env
+        )
+        return name
 
 
 async def _wait_serving(name: str, address: str, log: Path, deadline: float) -> None:
@@ -87,6 +97,8 @@ async def running(
     rest_port: int = 8080,
     demo_latency_ms: int = 0,
     concurrency: int = 4,
+    workers: int = 1,
+    taskstore_metrics_port: int = 0,
 ) -> AsyncIterator[DevStack]:
     """Start the services, wait until each answers health checks, stop them all on exit."""
     base = dict(os.environ if env is None else env)
@@ -102,14 +114,14 @@ async def running(
         "GENHUB_CONCURRENCY": str(concurrency),
         "GENHUB_DEMO_LATENCY_MS": str(demo_latency_ms),
     }
-    stack = DevStack(gateway=gateway, taskstore=taskstore, rest=rest)
+    stack = DevStack(gateway=gateway, taskstore=taskstore, rest=rest, env=base)
     deadline = time.monotonic() + 60
     try:
-        stack.processes["taskstore"] = await _spawn("taskstore", ["genhub.taskstore"], base)
+        store_env = base | {"GENHUB_METRICS_PORT": str(taskstore_metrics_port)}
+        stack.processes["taskstore"] = await _spawn("taskstore", ["genhub.taskstore"], store_env)
         await _wait_serving("task-store", taskstore, LOGS / "taskstore.log", deadline)
-        stack.processes["dispatcher-demo"] = await _spawn(
-            "dispatcher-demo", ["genhub.dispatcher", "--provider", "demo"], base
-        )
+        for _ in range(workers):
+            await stack.add_worker("demo")
         stack.processes["gateway"] = await _spawn("gateway", ["genhub.gateway"], base)
         await _wait_serving("gateway", gateway, LOGS / "gateway.log", deadline)
         for name, process in stack.processes.items():
@@ -119,8 +131,13 @@ async def running(
                 )
         yield stack
     finally:
-        # Gateway first (stop taking work), the worker drains, task-store last.
-        for name in ("gateway", "dispatcher-demo", "taskstore"):
+        # Gateway first (stop taking work), the workers drain, task-store last.
+        order = [
+            "gateway",
+            *(n for n in stack.processes if n.startswith("dispatcher")),
+            "taskstore",
+        ]
+        for name in order:
             child = stack.processes.get(name)
             if child is not None and child.returncode is None:
                 child.send_signal(signal.SIGTERM)

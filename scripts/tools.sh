@@ -2,19 +2,23 @@
 # Install the pinned developer tools GenHub needs. Idempotent; a warm run takes
 # well under a second.
 #
-#   scripts/tools.sh [all|apt|ferretdb|buf|versions]...   (default: all)
+#   scripts/tools.sh [all|apt|ferretdb|versitygw|buf|versions]...   (default: all)
 #
 #   apt       Debian packages rabbitmq-server and redis-server (system-wide;
 #             their services are NOT started: scripts/infra.sh does that),
 #             and curl (infra.sh's RabbitMQ readiness check)
 #   ferretdb  FerretDB (pinned in tools/go.mod) built into .cache/bin/ferretdb
+#   versitygw versitygw, the S3-compatible object-store server (pinned in
+#             tools/go.mod) built into .cache/bin/versitygw
 #   buf       buf (pinned in tools/package.json + package-lock.json), npm ci
 #             into tools/node_modules, linked as .cache/bin/buf
 #   versions  print what is installed
 #
 # Pins live in tools/: to bump FerretDB, run in tools/
 #   go get -tool github.com/FerretDB/FerretDB/cmd/ferretdb@vX.Y.Z
-# and change FERRETDB_VERSION below; to bump buf, edit both versions in
+# and change FERRETDB_VERSION below (the same for versitygw:
+#   go get -tool github.com/versity/versitygw/cmd/versitygw@vX.Y.Z
+# and VERSITYGW_VERSION); to bump buf, edit both versions in
 # tools/package.json, run `npm install --package-lock-only` in tools/ and
 # change BUF_VERSION below.
 set -euo pipefail
@@ -24,6 +28,7 @@ TOOLS_DIR="$ROOT/tools"
 BIN_DIR="$ROOT/.cache/bin"
 
 FERRETDB_VERSION="v1.24.2"
+VERSITYGW_VERSION="v1.8.0"
 BUF_VERSION="1.75.0"
 APT_PACKAGES=(rabbitmq-server redis-server curl)
 
@@ -167,6 +172,45 @@ install_ferretdb() {
     printf '%s\n' "$FERRETDB_BUILD" >"$BIN_DIR/ferretdb.build"
 }
 
+# ------------------------------------------------------------- versitygw ----
+
+# versitygw (Apache-2.0) serves the S3 API from a folder: the object store of
+# development and tests (MinIO's server is AGPL). Built straight from the
+# module pinned and checksummed in tools/go.mod (`go build` of a `tool`
+# dependency); its dependency versions there equal upstream's own go.mod.
+# The version is stamped the way upstream's Makefile does (-X main.Version).
+# A cold build takes about five minutes on two cores.
+versitygw_installed_version() {
+    local bin="$BIN_DIR/versitygw"
+    [[ -x "$bin" ]] || return 0
+    # prints "Version  : v1.8.0" (among other lines)
+    "$bin" --version 2>/dev/null | awk '$1 == "Version" { print $3; exit }' || true
+}
+
+install_versitygw() {
+    local have
+    have="$(versitygw_installed_version)"
+    if [[ "$have" == "$VERSITYGW_VERSION" ]]; then
+        log "versitygw: $VERSITYGW_VERSION already in $BIN_DIR/versitygw"
+        return 0
+    fi
+    command -v go >/dev/null || die "versitygw: the Go toolchain (go) is not on PATH"
+    grep -q "github.com/versity/versitygw $VERSITYGW_VERSION" "$TOOLS_DIR/go.mod" ||
+        die "versitygw: tools/go.mod does not pin versitygw $VERSITYGW_VERSION"
+    log "versitygw: building $VERSITYGW_VERSION${have:+ (found $have)} (a cold build takes ~5 minutes)"
+    mkdir -p "$BIN_DIR"
+    # Temporary name first: an interrupted build never leaves a binary that
+    # looks installed. CGO_ENABLED=0: a static binary, no C compiler needed
+    # (the RDMA/CUDA variants are separate commands we do not build).
+    (cd "$TOOLS_DIR" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false" \
+        go build -trimpath -ldflags "-X=main.Version=$VERSITYGW_VERSION -X=main.Build=module" \
+        -o "$BIN_DIR/versitygw.tmp" github.com/versity/versitygw/cmd/versitygw)
+    mv -f "$BIN_DIR/versitygw.tmp" "$BIN_DIR/versitygw"
+    have="$(versitygw_installed_version)"
+    [[ "$have" == "$VERSITYGW_VERSION" ]] ||
+        die "versitygw: built binary reports '${have:-nothing}', expected $VERSITYGW_VERSION"
+}
+
 # ------------------------------------------------------------------- buf ----
 
 buf_installed_version() {
@@ -221,6 +265,8 @@ show_versions() {
     local v
     v="$(ferretdb_installed_version)"
     printf '%-16s %s\n' ferretdb "${v:-not installed (want $FERRETDB_VERSION)}"
+    v="$(versitygw_installed_version)"
+    printf '%-16s %s\n' versitygw "${v:-not installed (want $VERSITYGW_VERSION)}"
     v="$(buf_installed_version)"
     printf '%-16s %s\n' buf "${v:-not installed (want $BUF_VERSION)}"
 }
@@ -232,9 +278,10 @@ main() {
     local cmd
     for cmd in "$@"; do
         case "$cmd" in
-            all) install_apt; install_ferretdb; install_buf ;;
+            all) install_apt; install_ferretdb; install_versitygw; install_buf ;;
             apt) install_apt ;;
             ferretdb) install_ferretdb ;;
+            versitygw) install_versitygw ;;
             buf) install_buf ;;
             versions) show_versions ;;
             -h | --help | help) usage ;;

@@ -1,23 +1,26 @@
-"""Dispatcher composition root: provider adapter, task-store client, RabbitMQ, worker, sweeper."""
+"""Dispatcher composition root: provider adapter, task-store client, task queue, worker, hooks."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
-import aio_pika
 from prometheus_client import start_http_server
 
 from genhub.common import store_client
+from genhub.common.amqp_queue import AmqpTaskQueue
 from genhub.common.errors import NotFound
 from genhub.common.provider_client import ProviderStoreClient
 from genhub.common.secrets import SecretBox
 from genhub.common.server import wait_for_signal
 from genhub.dispatcher.config import DispatcherSettings
 from genhub.dispatcher.credentials import ConfigWatcher
-from genhub.dispatcher.sweeper import Sweeper
+from genhub.dispatcher.handler import TaskHandler
+from genhub.dispatcher.hooks import Hooks, WorkerHook
+from genhub.dispatcher.log_hook import LogHook
+from genhub.dispatcher.metrics import MetricsHook
 from genhub.dispatcher.worker import Worker
 from genhub.providers.sdk import Provider, available_providers, load_provider
 from genhub.v1 import provider_pb2
@@ -51,12 +54,13 @@ async def load_adapter(name: str, configs: ProviderStoreClient) -> Provider:
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: DispatcherSettings, provider: Provider | None = None
+    settings: DispatcherSettings,
+    provider: Provider | None = None,
+    extra_hooks: Sequence[WorkerHook] = (),
 ) -> AsyncIterator[Worker]:
-    """Run a worker (and its sweeper) for ``settings.provider``; drains on exit."""
-    connection = await aio_pika.connect_robust(settings.amqp_url.get_secret_value(), timeout=10)
-    sweeper_task: asyncio.Task[None] | None = None
+    """Run a worker for ``settings.provider``; drains on exit."""
     adapter = provider
+    queue = await AmqpTaskQueue.connect(settings.amqp_url.get_secret_value())
     try:
         async with store_client.connect(settings.taskstore_addr) as store:
             configs = ProviderStoreClient(store.channel)
@@ -70,15 +74,10 @@ async def running(
                 SecretBox.from_setting(settings.secrets_keys.get_secret_value()),
             )
             await config.refresh()
-            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            worker = Worker(settings, adapter, store, channel, config)
+            hooks = Hooks([MetricsHook(adapter.name), LogHook(), *extra_hooks])
+            handler = TaskHandler(settings, adapter, store, config, hooks)
+            worker = Worker(queue, adapter.name, handler, settings.concurrency)
             await worker.start()
-            sweeper = Sweeper(
-                settings,
-                store,
-                await connection.channel(publisher_confirms=True, on_return_raises=True),
-            )
-            sweeper_task = asyncio.create_task(sweeper.run_forever())
             config_task = asyncio.create_task(config.run_forever(settings.config_refresh_seconds))
             log.info(
                 "worker consuming",
@@ -87,13 +86,12 @@ async def running(
             try:
                 yield worker
             finally:
-                for background in (sweeper_task, config_task):
-                    background.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await background
+                config_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await config_task
                 await worker.drain(settings.drain_grace_seconds)
     finally:
-        await connection.close()
+        await queue.close()
         if adapter is not None:
             await adapter.aclose()
 

@@ -8,13 +8,14 @@ from genhub.common.logging import configure_logging
 from genhub.common.settings import load_settings
 from genhub.gateway.app import serve
 from genhub.gateway.config import GatewaySettings
+from genhub.media import MediaSettings
 
 
 def main() -> None:
     """Entry point."""
     settings = load_settings(GatewaySettings)
     configure_logging("gateway", settings.log_level)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, load_settings(MediaSettings)))
 
 
 if __name__ == "__main__":
