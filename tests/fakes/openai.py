@@ -18,12 +18,14 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import io
 import json
 import secrets
+import signal
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -108,9 +110,19 @@ def _form(content_type: str, raw: bytes) -> dict[str, Any]:
     return form
 
 
+class _QuietServer(uvicorn.Server):
+    """uvicorn that leaves signal handling to whoever runs the event loop (a test run or the
+    devstack), instead of taking SIGINT/SIGTERM for itself while it serves."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class FakeOpenAI:
     """The fake server. Tests read ``counts`` (requests per route, plus ``video.submitted`` and
-    ``video.deleted``), ``seen`` (every request) and ``videos.jobs``.
+    ``video.deleted``), ``calls`` (every request, oldest first), ``count(route, contains)`` and
+    ``videos.jobs``.
 
     Args:
         api_keys: Keys accepted as ``Authorization: Bearer``; None accepts any non-empty key.
@@ -122,13 +134,13 @@ class FakeOpenAI:
     ) -> None:
         self.api_keys = set(api_keys) if api_keys is not None else None
         self.counts: Counter[str] = Counter()
-        self.seen: list[Seen] = []
+        self.calls: list[Seen] = []
         self.videos = VideoStore(self.counts, render_seconds)
         self.base_url = ""
         self._prompt_calls: Counter[tuple[str, str]] = Counter()
         self._faults: dict[str, list[Fault]] = {}
         self._media: dict[str, tuple[bytes, str]] = {}
-        self._server: uvicorn.Server | None = None
+        self._server: _QuietServer | None = None
         self._serving: asyncio.Task[None] | None = None
         self.app = Starlette(
             routes=[
@@ -154,7 +166,11 @@ class FakeOpenAI:
 
     def requests(self, route: str) -> list[Seen]:
         """The requests received on ``route``, oldest first."""
-        return [s for s in self.seen if s.route == route]
+        return [s for s in self.calls if s.route == route]
+
+    def count(self, route: str, contains: str = "") -> int:
+        """How many ``route`` requests whose body mentions ``contains`` were answered."""
+        return sum(1 for s in self.requests(route) if contains in json.dumps(s.body, default=str))
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on ``host:port`` (0: a free port); returns the base URL, ending in ``/v1``."""
@@ -169,7 +185,7 @@ class FakeOpenAI:
             ws="none",
             timeout_graceful_shutdown=1,
         )
-        self._server = uvicorn.Server(config)
+        self._server = _QuietServer(config)
         self._serving = asyncio.create_task(self._server.serve())
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -218,7 +234,7 @@ class FakeOpenAI:
                 f"req_{secrets.token_hex(12)}",
                 request.client.port if request.client else 0,
             )
-            self.seen.append(seen)
+            self.calls.append(seen)
             self.counts[name] += 1
             denied = self._check_auth(request)
             injected = self._faults.get(name)
@@ -269,6 +285,8 @@ class FakeOpenAI:
             fault = Fault.of(
                 wanted.fail, retry_after=wanted.retry_after, retry_after_ms=wanted.retry_after_ms
             )
+            if wanted.code:
+                fault = dataclasses.replace(fault, code=wanted.code)
         return wanted, call, fault
 
     # --- images ----------------------------------------------------------------------------
@@ -443,8 +461,10 @@ async def _serve(host: str, port: int) -> None:
     fake = FakeOpenAI()
     url = await fake.start(host, port)
     print(f"OpenAI fake serving at {url} (any API key is accepted)", flush=True)
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
     finally:
         await fake.stop()
 

@@ -3,14 +3,16 @@
 Prompt directives (in any prompt the fake receives; counted per route and prompt, so a test's
 unique prompt gets its own counts):
 
-- ``[fail:STATUS]`` / ``[fail:STATUS:N]``: answer STATUS (400, 401, 403, 404, 408, 409, 422,
-  429, 500, 502, 503) with OpenAI's error body, always or for the first N calls;
+- ``[fail:STATUS]`` / ``[fail:STATUS:N]`` (or ``[status:...]``, as the other fakes spell it):
+  answer STATUS (400, 401, 403, 404, 408, 409, 422, 429, 500, 502, 503) with OpenAI's error
+  body, always or for the first N calls; ``[code:NAME]`` sets the body's ``code``;
 - ``[retry-after:S]`` / ``[retry-after-ms:MS]``: add that header to the failure;
 - ``[quota]``: 429 ``insufficient_quota`` (billing), every time;
 - ``[refuse]``: 400 ``content_policy_violation`` (``moderation_blocked`` for GPT image models);
 - ``[sleep:MS]`` / ``[sleep:MS:N]``: answer after MS milliseconds, always or the first N times;
 - ``[empty]`` / ``[empty:N]``: a 200 without output (no images, no choices, an empty video);
-- ``[video-fail]`` / ``[video-fail:N]``: the video job ends ``failed``;
+- ``[video-fail]`` / ``[video-fail:N]`` (or ``[jobfail]``): the video job ends ``failed``;
+- ``[render:MS]``: the video job takes MS milliseconds (else the fake's ``render_seconds``);
 - ``[garbage]``: the video content is an HTML page, not an MP4;
 - ``[broken]``: the video content's connection breaks off before the first byte.
 """
@@ -24,6 +26,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 _DIRECTIVE = re.compile(r"\[([a-z-]+)(?::(\d{1,7}))?(?::(\d{1,7}))?\]")
+_CODE = re.compile(r"\[code:([A-Za-z0-9_.]{1,64})\]")
 
 # (type, code, message) per status, as OpenAI answers them.
 _DEFAULTS: dict[int, tuple[str, str | None, str]] = {
@@ -134,6 +137,8 @@ class Directives:
     empty: bool = False
     video_fail: bool = False
     video_fail_times: int | None = None
+    render_ms: int | None = None
+    code: str | None = None
     garbage: bool = False
     broken: bool = False
 
@@ -144,7 +149,7 @@ def parse(prompt: str) -> Directives:
     for name, first, second in _DIRECTIVE.findall(prompt):
         a = int(first) if first else None
         b = int(second) if second else None
-        if name == "fail" and a is not None:
+        if name in ("fail", "status") and a is not None:
             values |= {"fail": a, "fail_times": b}
         elif name == "retry-after" and a is not None:
             values["retry_after"] = str(a)
@@ -154,10 +159,15 @@ def parse(prompt: str) -> Directives:
             values |= {"sleep_ms": a, "sleep_times": b}
         elif name == "empty":
             values |= {"empty": True, "empty_times": a}
-        elif name == "video-fail":
+        elif name in ("video-fail", "jobfail"):
             values |= {"video_fail": True, "video_fail_times": a}
+        elif name == "render" and a is not None:
+            values["render_ms"] = a
         elif name in ("quota", "refuse", "garbage", "broken"):
             values[name] = True
+    code = _CODE.search(prompt)
+    if code:
+        values["code"] = code.group(1)
     return Directives(**values)
 
 

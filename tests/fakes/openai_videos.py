@@ -109,7 +109,9 @@ class VideoStore:
             seconds=seconds,
             size=size,
             created=time.monotonic(),
-            render_seconds=self.render_seconds,
+            render_seconds=(
+                wanted.render_ms / 1000 if wanted.render_ms is not None else self.render_seconds
+            ),
             fail=wanted.video_fail and within(wanted.video_fail_times, call),
         )
         self.jobs[job.id] = job

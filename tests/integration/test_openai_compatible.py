@@ -130,7 +130,7 @@ async def test_a_compatible_provider_added_by_configuration_runs_tasks_over_rest
     }
     (chatted,) = fake.requests("chat")
     assert chatted.body["max_tokens"] == 100  # the field compatible servers know
-    assert {s.headers["authorization"] for s in fake.seen} == {f"Bearer {ACME_KEY}"}
+    assert {s.headers["authorization"] for s in fake.calls} == {f"Bearer {ACME_KEY}"}
 
 
 @pytest.mark.parametrize(

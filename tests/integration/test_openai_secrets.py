@@ -91,7 +91,7 @@ async def test_planted_keys_never_leak(
         )
 
     # Every key was really used on the wire ...
-    used = {s.headers["authorization"].removeprefix("Bearer ") for s in fake.seen}
+    used = {s.headers["authorization"].removeprefix("Bearer ") for s in fake.calls}
     assert used == {KEY, STORED_KEY, REQUEST_KEY, WRONG_KEY}
     assert deployment.status == own.status == S.TASK_STATUS_SUCCEEDED
     assert wrong.status == exhausted.status == S.TASK_STATUS_FAILED
