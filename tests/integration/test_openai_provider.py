@@ -204,3 +204,47 @@ async def test_cancelling_a_running_sora_job_deletes_it_at_the_provider(
 
 async def _count(fake: FakeOpenAI, name: str) -> int:
     return fake.counts[name]
+
+
+async def test_a_model_released_later_is_added_through_the_catalogue_api(
+    openai_stack: Stack, fake: FakeOpenAI
+) -> None:
+    async with client(openai_stack) as http:
+        added = await http.put(
+            "/api/v1/providers/openai/models/gpt-image-2",
+            json={
+                "displayName": "GPT Image 2",
+                "type": "TASK_TYPE_IMAGE",
+                "sizes": ["1024x1024", "auto"],
+                "qualities": ["low", "high"],
+                "outputFormats": ["png", "jpeg"],
+            },
+        )
+        assert added.status_code == 200, added.text
+        refused = await http.post(
+            "/api/v1/ai/image/task",
+            json={
+                "provider": "openai",
+                "model": "gpt-image-2",
+                "image": {"prompt": "a kite", "quality": "medium"},
+            },
+        )
+        assert refused.status_code == 400 and "low, high" in refused.text
+    task = await rest_create(
+        openai_stack,
+        "image",
+        {
+            "provider": "openai",
+            "model": "gpt-image-2",
+            "image": {
+                "prompt": "a kite",
+                "size": "auto",
+                "quality": "high",
+                "outputFormat": "jpeg",
+            },
+        },
+    )
+    (seen,) = fake.requests("images")
+    assert seen.body["model"] == "gpt-image-2" and "response_format" not in seen.body
+    (image,) = task["result"]["images"]
+    assert image["url"].startswith("data:image/jpeg;base64,")

@@ -107,8 +107,9 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
         ):
             v.add("model.type", "must be TASK_TYPE_IMAGE, TASK_TYPE_VIDEO or TASK_TYPE_TEXT")
         for i, size in enumerate(model.sizes):
-            if not re.fullmatch(r"\d{2,5}x\d{2,5}|[1-9]K", size):
-                v.add(f"model.sizes[{i}]", "must look like 1024x1024 or 2K")
+            # "auto": the provider picks (gpt-image-1 and its successors).
+            if not re.fullmatch(r"\d{2,5}x\d{2,5}|[1-9]K|auto", size):
+                v.add(f"model.sizes[{i}]", "must look like 1024x1024, 2K or auto")
         if any(d <= 0 for d in model.durations_seconds):
             v.add("model.durations_seconds", "must be positive")
         for name in ("max_images", "max_tokens", "max_prompt_chars"):
