@@ -329,3 +329,19 @@ def test_the_registry_explains_a_provider_it_cannot_load() -> None:
     with pytest.raises(LookupError, match="compatible APIs installed: openai"):
         load_provider("nosuch", compatible_api="anthropic")
     assert create_compatible_provider("x").name == "x"
+
+
+async def test_a_rotated_key_retires_the_old_client(fake: FakeOpenAI) -> None:
+    provider = adapter(fake.base_url, max_clients=1)
+    task = S.Task(task_id="t13", provider="openai", model="gpt-4o", text=S.TextSpec(prompt="hi"))
+    try:
+        await provider.generate(call(task, CallConfig(source="stored", api_key=STORED_KEY)))
+        (old,) = [p.client for p in provider._clients._pooled.values()]
+        await provider.generate(call(task, CallConfig(source="stored", api_key=REQUEST_KEY)))
+        (new,) = [p.client for p in provider._clients._pooled.values()]
+    finally:
+        await provider.aclose()
+    assert old is not new
+    assert old.is_closed() and new.is_closed()  # evicted at once (idle), then closed by aclose
+    used = [s.headers["authorization"] for s in fake.requests("chat")]
+    assert used == [f"Bearer {STORED_KEY}", f"Bearer {REQUEST_KEY}"]
