@@ -65,8 +65,13 @@ async def test_the_openai_worker_process_serves_only_its_queue(
         env=environment,
     )
     try:
+        # Starting a process that imports grpc and the openai SDK takes seconds on a busy box.
         found = await eventually(
-            lambda: consumers(bare.vhost), lambda c: len(c) == 1, what="the worker consuming"
+            lambda: consumers(bare.vhost),
+            lambda c: len(c) == 1,
+            timeout=60,
+            interval=0.2,
+            what="the worker consuming",
         )
         (consumer,) = found
         assert consumer["queue"]["name"] == topology.work_queue("openai")
