@@ -68,6 +68,11 @@ WORKERS: tuple[ProviderWorker, ...] = (
             "GENHUB_VOLCENGINE_POLL_SECONDS": "1",
         },
     ),
+    ProviderWorker(
+        "openai",
+        fakes=(Fake("openai", "tests.fakes.openai", 18603),),
+        fake_env={"OPENAI_BASE_URL": "{openai}/v1", "OPENAI_API_KEY": "fake-openai-key"},
+    ),
 )
 
 

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from genhub.common.ids import new_id
 from genhub.taskstore import documents, lifecycle
-from genhub.v1 import task_pb2 as S
+from genhub.v1 import task_pb2
+
+S = task_pb2
 
 text = st.text(max_size=40)
 int32 = st.integers(-(2**31), 2**31 - 1)
