@@ -211,7 +211,7 @@ async def test_a_model_released_later_is_added_through_the_catalogue_api(
 ) -> None:
     async with client(openai_stack) as http:
         added = await http.put(
-            "/api/v1/providers/openai/models/gpt-image-2",
+            "/api/v1/providers/openai/models/gpt-image-1.5",
             json={
                 "displayName": "GPT Image 2",
                 "type": "TASK_TYPE_IMAGE",
@@ -225,7 +225,7 @@ async def test_a_model_released_later_is_added_through_the_catalogue_api(
             "/api/v1/ai/image/task",
             json={
                 "provider": "openai",
-                "model": "gpt-image-2",
+                "model": "gpt-image-1.5",
                 "image": {"prompt": "a kite", "quality": "medium"},
             },
         )
@@ -235,7 +235,7 @@ async def test_a_model_released_later_is_added_through_the_catalogue_api(
         "image",
         {
             "provider": "openai",
-            "model": "gpt-image-2",
+            "model": "gpt-image-1.5",
             "image": {
                 "prompt": "a kite",
                 "size": "auto",
@@ -245,6 +245,6 @@ async def test_a_model_released_later_is_added_through_the_catalogue_api(
         },
     )
     (seen,) = fake.requests("images")
-    assert seen.body["model"] == "gpt-image-2" and "response_format" not in seen.body
+    assert seen.body["model"] == "gpt-image-1.5" and "response_format" not in seen.body
     (image,) = task["result"]["images"]
     assert image["url"].startswith("data:image/jpeg;base64,")
