@@ -1,7 +1,7 @@
 """HTTP semantics every route shares (RFC 9110), answered before routing: the request target and
-header block limits, methods the server does not implement, and HEAD answered as GET without
-content. Requests too large for the HTTP parser itself are answered by ``protocol`` in the same
-error shape."""
+header block limits, HTTP versions and methods the server does not implement (505, 501), and HEAD
+answered as GET without content. Requests too large for the HTTP parser itself are answered by
+``protocol`` in the same error shape."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from genhub.gateway.rest.errors import RestError
 # RFC 9110 section 9: the methods this API's routes use, plus HEAD and OPTIONS that every
 # resource answers. Others (TRACE, CONNECT, extensions) are 501 Not Implemented.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# h11 reads any "HTTP/x.y" request line; only HTTP/1.x is spoken here (HTTP/2 goes to the gRPC
+# port, or to a proxy in front).
+HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,13 @@ class EdgeMiddleware:
         block = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
         if block > self.limits.max_header_bytes:
             return headers_too_large(block, self.limits)
+        if scope.get("http_version", "1.1") not in HTTP_VERSIONS:
+            return RestError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"HTTP/{scope['http_version'][:8]} is not supported; use HTTP/1.1",
+                status=505,
+                headers={"Connection": "close"},
+            )
         if scope["method"] not in KNOWN_METHODS:
             return RestError(
                 grpc.StatusCode.UNIMPLEMENTED,

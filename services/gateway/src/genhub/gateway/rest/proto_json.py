@@ -31,6 +31,7 @@ Rules, by field kind:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -141,12 +142,19 @@ def _takes_null(field: FieldDescriptor) -> bool:
     return field.enum_type is not None and field.enum_type.full_name == _NULL_VALUE
 
 
-def _lookup(message: Descriptor, key: str) -> FieldDescriptor | None:
-    # json_format's order: the JSON name first, then the proto name.
-    for candidate in message.fields:
-        if candidate.json_name == key:
-            return candidate
-    return message.fields_by_name.get(key)
+@functools.cache
+def _keys(message: Descriptor) -> dict[str, FieldDescriptor]:
+    """Every key that names a field of ``message``: proto names, then JSON names over them
+    (json_format tries the JSON name first). A plain dict, because upb's own name maps fail
+    (SystemError) on strings with unpaired surrogates, which JSON escapes can produce."""
+    keys = {field.name: field for field in message.fields}
+    keys.update({field.json_name: field for field in message.fields})
+    return keys
+
+
+@functools.cache
+def _enum_names(enum: EnumDescriptor) -> frozenset[str]:
+    return frozenset(value.name for value in enum.values)
 
 
 class _Walk:
@@ -177,7 +185,7 @@ class _Walk:
         oneofs: dict[str, str] = {}
         for key, item in value.items():
             at = _join(path, key)
-            found = _lookup(message, key)
+            found = _keys(message).get(key)
             if found is None:
                 self.add(at, "is not a field of this message")
                 continue
@@ -295,7 +303,7 @@ class _Walk:
         if value is None and enum.full_name == _NULL_VALUE:
             return
         if isinstance(value, str):
-            if value not in enum.values_by_name:
+            if value not in _enum_names(enum):
                 self.add(path, f"{echo(value)} is not a {enum.name}: {_names(enum)}")
             return
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -419,7 +427,7 @@ def _any(walk: _Walk, message: Descriptor, value: Any, path: str) -> None:
         walk.add(path, f'must be a JSON object with "@type", not {echo(value)}')
         return
     type_url = value.get("@type")
-    if not isinstance(type_url, str):
+    if not isinstance(type_url, str) or not type_url.isprintable() or not type_url.isascii():
         walk.add(_join(path, "@type"), "is required: the packed message's type URL")
         return
     try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from typing import Any
 
 import grpc
@@ -36,6 +37,7 @@ from genhub.gateway.rest.exchange import REST_TOTAL, SCOPE_KEY, Exchange
 log = logging.getLogger(__name__)
 
 LINGER_SECONDS = 2.0
+_BYTES_SUFFIX = re.compile(r":?\s*bytearray\(.*$", re.DOTALL)
 _PARSER_OPERATION = "unparsed"
 
 
@@ -218,8 +220,11 @@ class GenHubH11Protocol(H11Protocol):
             extra={"status": status, "request_id": request_id, "reason": error.status.message},
         )
         if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            body = json.dumps(status_body(error.status), ensure_ascii=False).encode()
+            body = json.dumps(
+                status_body(error.status), ensure_ascii=False, separators=(",", ":")
+            ).encode()
             headers = [
+                *self.server_state.default_headers,  # Date
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"x-request-id", request_id.encode()),
@@ -248,7 +253,8 @@ class GenHubH11Protocol(H11Protocol):
             if not self.parser.line_ended:
                 return url_too_long(self.parser_buffer_bytes, limits)
             return headers_too_large(self.parser_buffer_bytes, limits)
-        why = str(exc)[:200] if exc is not None else "malformed request"
+        # h11 appends the offending bytes ("illegal chunk header: bytearray(b'zz\\r\\n')").
+        why = _BYTES_SUFFIX.sub("", str(exc))[:200] if exc is not None else "malformed request"
         in_body = self.cycle is not None and not self.cycle.response_complete
         where = "body" if in_body else "request"
         if exc is not None and exc.error_status_hint == 501:
