@@ -295,9 +295,7 @@ def _message(message: Descriptor, valid: bool, depth: int = 0) -> st.SearchStrat
 
     @st.composite
     def pairs(draw: st.DrawFn) -> Pairs:
-        chosen = draw(
-            st.lists(st.sampled_from(list(message.fields)), max_size=4, unique=not valid)
-        )
+        chosen = draw(st.lists(st.sampled_from(list(message.fields)), max_size=4, unique=not valid))
         oneofs: set[str] = set()
         items: list[tuple[str, Any]] = []
         for field in chosen:
