@@ -42,18 +42,23 @@ _PARSER_OPERATION = "unparsed"
 
 
 class _Connection(h11.Connection):
-    """An h11 server connection that remembers why it failed, and whether the request line of
-    the request being read has ended (to tell 414 from 431)."""
+    """An h11 server connection that remembers why it failed, and how long the request line of
+    the request being read is (to tell 414 from 431 when the head overflows the buffer)."""
 
     def __init__(self, max_incomplete_event_size: int) -> None:
         super().__init__(h11.SERVER, max_incomplete_event_size=max_incomplete_event_size)
         self.error: h11.RemoteProtocolError | None = None
-        self.line_ended = False
+        self.line_length: int | None = None  # None: the request line has not ended yet
+        self._line_so_far = 0
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the client."""
-        if not self.line_ended and self.their_state is h11.IDLE and b"\n" in data:
-            self.line_ended = True
+        if self.line_length is None and self.their_state is h11.IDLE:
+            end = data.find(b"\n")
+            if end < 0:
+                self._line_so_far += len(data)
+            else:
+                self.line_length = self._line_so_far + end
         super().receive_data(data)
 
     def next_event(self) -> Any:
@@ -67,7 +72,8 @@ class _Connection(h11.Connection):
     def start_next_cycle(self) -> None:
         """Ready for the next request on this connection."""
         super().start_next_cycle()
-        self.line_ended = False
+        self.line_length = None
+        self._line_so_far = 0
 
 
 class _LingeringTransport(asyncio.Transport):
@@ -248,10 +254,11 @@ class GenHubH11Protocol(H11Protocol):
         exc = self.parser.error
         limits = self.head_limits
         if exc is not None and exc.error_status_hint == 431:
-            # h11 stopped buffering a head that never ended: the request line alone if it had
-            # not ended yet, else the header block.
-            if not self.parser.line_ended:
-                return url_too_long(self.parser_buffer_bytes, limits)
+            # h11 stopped buffering a head that never ended: blame the request line when it
+            # is itself over the URL limit (or has not ended), else the header block.
+            line = self.parser.line_length
+            if line is None or line > limits.max_url_bytes:
+                return url_too_long(line or self.parser_buffer_bytes, limits)
             return headers_too_large(self.parser_buffer_bytes, limits)
         # h11 appends the offending bytes ("illegal chunk header: bytearray(b'zz\\r\\n')").
         why = _BYTES_SUFFIX.sub("", str(exc))[:200] if exc is not None else "malformed request"
