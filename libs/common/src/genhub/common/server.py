@@ -22,9 +22,14 @@ DEFAULT_GRACE_SECONDS = 20.0
 class Server:
     """A ``grpc.aio`` server with health and reflection; NOT_SERVING until ``mark_serving``."""
 
-    def __init__(self, service_names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        service_names: Sequence[str],
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
+        """``interceptors`` run inside the common one (so their errors are mapped too)."""
         self.grpc = grpc.aio.server(
-            interceptors=[ServerInterceptor()],
+            interceptors=[ServerInterceptor(), *interceptors],
             options=[
                 ("grpc.max_receive_message_length", 32 * 1024 * 1024),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -23,6 +24,7 @@ from genhub.gateway.rest.errors import RestError
 from genhub.gateway.rest.exchange import OVERHEAD_HEADER, ExchangeMiddleware
 from genhub.gateway.rest.openapi import build_document
 from genhub.gateway.rest.routes import Dispatcher, Limits
+from genhub.gateway.rest.streaming import NDJSON
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,17 @@ def create_app(
             Route(DOCS_PATH, docs.page, methods=["GET"]),
             Mount(docs.ASSETS_PATH, app=docs.assets()),
         ]
-    middleware = [Middleware(ExchangeMiddleware)]
+    middleware = [
+        Middleware(ExchangeMiddleware),
+        # JSON answers over 1 KiB are gzipped for clients that accept it (a page of 20 tasks:
+        # ~32 KB -> ~6 KB); streams are not, so every watch event leaves at once.
+        Middleware(
+            GZipMiddleware,
+            minimum_size=1024,
+            compresslevel=6,
+            exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, NDJSON),
+        ),
+    ]
     if cors_origins:
         middleware.append(
             Middleware(
