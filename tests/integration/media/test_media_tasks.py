@@ -170,7 +170,7 @@ async def test_a_page_of_20_image_tasks_is_under_20_kb_over_rest(
     async with start_stack(vhost, database, media=media, rest=True) as stack:
         for _ in range(20):
             request = image_request("a castle on a hill at night, oil painting", user_id="alice")
-            request.image.size = "1024x1024"
+            request.image.size = "256x256"
             await stack.tasks.CreateImageTask(request)
 
         async def page() -> httpx.Response:

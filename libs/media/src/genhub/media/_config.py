@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -39,6 +40,10 @@ class MediaSettings(BaseSettings):
     media_s3_access_key_id: SecretStr = SecretStr("")
     media_s3_secret_access_key: SecretStr = SecretStr("")
     media_s3_virtual_hosted: bool = False  # path-style by default: works with every service
+    # Retries of one request (obstore's exponential backoff from 100 ms, within 30 s): few, so a
+    # delete or a sign never hangs for minutes on an unreachable store (obstore's default is 10
+    # within 3 min); a failed upload fails the attempt, which the worker retries anyway.
+    media_s3_max_retries: int = Field(default=3, ge=0, le=10)
     # Local folder (one box)
     media_local_dir: Path = Path(".state/media")
     # Comma-separated HMAC keys for gateway-served URLs (first signs, all verify; >= 32 chars);
@@ -107,6 +112,10 @@ class MediaSettings(BaseSettings):
             self.media_s3_bucket,
             config=cast("S3Config", config),
             client_options={"allow_http": self.media_s3_endpoint.startswith("http://")},
+            retry_config={
+                "max_retries": self.media_s3_max_retries,
+                "retry_timeout": timedelta(seconds=30),
+            },
         )
         # With URL keys the gateway serves the files (short URLs on the API's own origin, for
         # buckets clients cannot reach); without, clients get presigned GETs of the bucket.
