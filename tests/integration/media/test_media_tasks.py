@@ -106,6 +106,35 @@ async def test_image_result_is_stored_checked_and_served_until_expiry(
             assert gone.status_code == 403
 
 
+async def test_a_video_is_stored_and_watch_answers_carry_its_url(
+    vhost: str, database: str, s3_bucket: str
+) -> None:
+    async with start_stack(vhost, database, media=s3_media(s3_bucket)) as stack:
+        request = task_service_pb2.CreateVideoTaskRequest(
+            provider="demo",
+            model="demo-video",
+            video=S.VideoSpec(
+                prompt="waves", aspect_ratio="16:9", duration_seconds=2, resolution="240p"
+            ),
+        )
+        created = (await stack.tasks.CreateVideoTask(request)).task
+        watched = [
+            update.task
+            async for update in stack.tasks.WatchTask(
+                task_service_pb2.WatchTaskRequest(task_id=created.task_id)
+            )
+        ]
+        last = watched[-1]
+        assert last.status == S.TASK_STATUS_SUCCEEDED
+        video = last.result.video
+        assert (video.mime_type, video.duration_seconds) == ("video/mp4", 2)
+        assert abs(video.media.duration_seconds - 2.0) < 0.2
+        data = (await _objects(s3_bucket))[video.media.key]
+        assert video.media.sha256 == hashlib.sha256(data).hexdigest()
+        async with httpx.AsyncClient(timeout=5) as http:
+            assert (await http.get(video.url)).content == data
+
+
 async def test_delete_task_and_delete_image_remove_the_files(
     vhost: str, database: str, s3_bucket: str
 ) -> None:
