@@ -10,6 +10,7 @@ from genhub.common.logging import configure_logging
 from genhub.common.settings import load_settings
 from genhub.dispatcher.app import serve
 from genhub.dispatcher.config import DispatcherSettings
+from genhub.media import MediaSettings
 from genhub.providers.sdk import available_providers
 
 
@@ -30,7 +31,7 @@ def main() -> None:
         os.environ["GENHUB_CONCURRENCY"] = str(args.concurrency)
     settings = load_settings(DispatcherSettings)
     configure_logging(f"dispatcher-{settings.provider}", settings.log_level)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, load_settings(MediaSettings)))
 
 
 if __name__ == "__main__":

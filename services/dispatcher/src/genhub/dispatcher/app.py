@@ -20,8 +20,10 @@ from genhub.dispatcher.credentials import ConfigWatcher
 from genhub.dispatcher.handler import TaskHandler
 from genhub.dispatcher.hooks import Hooks, WorkerHook
 from genhub.dispatcher.log_hook import LogHook
+from genhub.dispatcher.media_hook import MediaHook
 from genhub.dispatcher.metrics import MetricsHook
 from genhub.dispatcher.worker import Worker
+from genhub.media import MediaSettings
 from genhub.providers.sdk import Provider, available_providers, load_provider
 from genhub.v1 import provider_pb2
 
@@ -57,9 +59,12 @@ async def running(
     settings: DispatcherSettings,
     provider: Provider | None = None,
     extra_hooks: Sequence[WorkerHook] = (),
+    media: MediaSettings | None = None,
 ) -> AsyncIterator[Worker]:
-    """Run a worker for ``settings.provider``; drains on exit."""
+    """Run a worker for ``settings.provider``; drains on exit. With a media store configured
+    (``media.media_backend``), outputs are stored there before they are recorded."""
     adapter = provider
+    media_hook: MediaHook | None = None
     queue = await AmqpTaskQueue.connect(settings.amqp_url.get_secret_value())
     try:
         async with store_client.connect(settings.taskstore_addr) as store:
@@ -75,6 +80,9 @@ async def running(
             )
             await config.refresh()
             hooks = Hooks([MetricsHook(adapter.name), LogHook(), *extra_hooks])
+            if media is not None and media.enabled:
+                media_hook = MediaHook(media, adapter)
+                hooks.add(media_hook)
             handler = TaskHandler(settings, adapter, store, config, hooks)
             worker = Worker(queue, adapter.name, handler, settings.concurrency)
             await worker.start()
@@ -92,13 +100,15 @@ async def running(
                 await worker.drain(settings.drain_grace_seconds)
     finally:
         await queue.close()
+        if media_hook is not None:
+            await media_hook.aclose()
         if adapter is not None:
             await adapter.aclose()
 
 
-async def serve(settings: DispatcherSettings) -> None:
+async def serve(settings: DispatcherSettings, media: MediaSettings | None = None) -> None:
     """Run until SIGTERM/SIGINT, then drain."""
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
-    async with running(settings):
+    async with running(settings, media=media):
         await wait_for_signal()

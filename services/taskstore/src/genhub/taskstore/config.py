@@ -25,3 +25,5 @@ class TaskStoreSettings(InfraSettings):
     stale_queued_seconds: float = Field(default=3600.0, gt=0)
     # Tasks written as ``pending`` (before task-store published its own messages).
     pending_grace_seconds: float = Field(default=30.0, gt=0)
+    # Webhook events are queued here for genhub-notifier (its GENHUB_WEBHOOK_QUEUE).
+    webhook_queue: str = "genhub.webhooks"
