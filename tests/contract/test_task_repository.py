@@ -221,3 +221,20 @@ async def test_relay_heartbeats(repo: TaskRepository) -> None:
     assert await repo.relays() == {"a": now, "b": now}
     await repo.forget_relay("a")
     assert await repo.relays() == {"b": now}
+
+
+async def test_ferretdb_keeps_only_the_indexes_it_uses(unique: str) -> None:
+    # FerretDB scans for every filter but _id, so a secondary index only slows its writes; the
+    # unique idempotency index stays (it enforces correctness). MongoDB gets all of them.
+    infra.require_listening("FerretDB", 27017)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.MONGO_URL, tz_aware=True)
+    try:
+        await client[unique]["tasks"].create_index("outbox", name="outbox")  # an older version's
+        database = await Database.open(client, unique)
+        assert database.ferretdb
+        await MongoTaskRepository(database).ensure_indexes()
+        names = set(await client[unique]["tasks"].index_information())
+        assert names == {"_id_", "dedupe"}
+    finally:
+        await client.drop_database(unique)
+        await client.close()

@@ -62,18 +62,30 @@ def to_filter(query: TaskQuery) -> dict[str, Any]:
     return flt
 
 
+# Secondary indexes for MongoDB's list, search and reaper queries (not created on FerretDB).
+QUERY_INDEXES = frozenset({"user_newest", "status_updated", "status_lease", "outbox"})
+
+
 class MongoTaskRepository:
     """Tasks in the ``tasks`` collection, relay heartbeats in ``relays``."""
 
     def __init__(self, database: Database) -> None:
+        self._query_indexes = not database.ferretdb
         self._tasks: Collection = database.collection("tasks")
         self._relays: Collection = database.collection("relays")
 
     async def ensure_indexes(self) -> None:
-        """See TaskRepository.ensure_indexes."""
+        """See TaskRepository.ensure_indexes. On FerretDB only the unique index is created: it
+        does not use the others for queries (it scans), so they would only slow every write."""
         raw = self._tasks.raw
         try:
             await raw.create_index([("dedupe_key", ASCENDING)], unique=True, name="dedupe")
+            if not self._query_indexes:
+                # Databases created by earlier versions have them: drop them.
+                existing = set(await raw.index_information())
+                for name in QUERY_INDEXES & existing:
+                    await raw.drop_index(name)
+                return
             await raw.create_index(
                 [("user_id", ASCENDING), ("_id", DESCENDING)], name="user_newest"
             )
