@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aio_pika
-from prometheus_client import start_http_server
 
-from genhub.common import store_client
+from genhub.common import metrics, store_client
 from genhub.common.provider_client import ProviderStoreClient
 from genhub.common.secrets import SecretBox
-from genhub.common.server import wait_for_signal
+from genhub.common.server import Server, wait_for_signal
 from genhub.dispatcher.config import DispatcherSettings
 from genhub.dispatcher.credentials import ConfigWatcher
 from genhub.dispatcher.sweeper import Sweeper
@@ -81,9 +80,25 @@ async def running(
         await adapter.aclose()
 
 
-async def serve(settings: DispatcherSettings) -> None:
-    """Run until SIGTERM/SIGINT, then drain."""
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-    async with running(settings):
-        await wait_for_signal()
+async def serve(
+    settings: DispatcherSettings, stop: Callable[[], Awaitable[None]] = wait_for_signal
+) -> None:
+    """Run until ``stop`` returns (SIGTERM/SIGINT), then drain.
+
+    A health-only gRPC server on ``health_listen`` reports NOT_SERVING while the worker
+    connects, SERVING while it consumes, and NOT_SERVING again while it drains.
+    """
+    exporter = metrics.start_metrics_server(settings.metrics_listen)
+    health = Server([])
+    health.bind(settings.health_listen)
+    await health.start()
+    try:
+        async with running(settings):
+            metrics.WORKER_CONCURRENCY_LIMIT.labels(settings.provider).set(settings.concurrency)
+            await health.mark_serving()
+            await stop()
+            await health.drain(settings.shutdown_delay_seconds)
+    finally:
+        await health.stop(grace=1)
+        if exporter is not None:
+            exporter.close()

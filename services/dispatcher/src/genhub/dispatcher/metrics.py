@@ -1,30 +1,29 @@
-"""Prometheus metrics of the worker runtime."""
+"""The worker runtime's metrics: the shared series of genhub.common.metrics under the names the
+worker records them by, and the sweeper's own series."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter
 
-TASKS = Counter(
-    "genhub_tasks_finished_total", "Tasks finished by a worker", ["provider", "model", "outcome"]
-)
-RETRIES = Counter("genhub_task_retries_total", "Retries scheduled", ["provider", "model", "code"])
-DEAD_LETTERS = Counter("genhub_task_dead_letters_total", "Messages dead-lettered", ["provider"])
-QUEUE_WAIT = Histogram(
-    "genhub_task_queue_wait_seconds",
-    "From create to first start",
-    ["provider", "priority"],
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
-)
-RUN_SECONDS = Histogram(
-    "genhub_provider_call_seconds", "Provider call latency", ["provider", "model", "call"]
-)
-END_TO_END = Histogram(
-    "genhub_task_end_to_end_seconds",
-    "From create to succeeded",
-    ["provider", "model"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
-)
-IN_FLIGHT = Gauge("genhub_worker_in_flight", "Messages being processed", ["provider"])
+from genhub.common.metrics import DEAD_LETTERS as DEAD_LETTERS
+from genhub.common.metrics import PROVIDER_CALL_SECONDS as RUN_SECONDS
+from genhub.common.metrics import TASK_END_TO_END_SECONDS as END_TO_END
+from genhub.common.metrics import TASK_QUEUE_WAIT_SECONDS as QUEUE_WAIT
+from genhub.common.metrics import TASK_RETRIES as RETRIES
+from genhub.common.metrics import TASKS_FINISHED as TASKS
+from genhub.common.metrics import WORKER_IN_FLIGHT as IN_FLIGHT
+
+__all__ = [
+    "DEAD_LETTERS",
+    "END_TO_END",
+    "IN_FLIGHT",
+    "QUEUE_WAIT",
+    "RETRIES",
+    "RUN_SECONDS",
+    "SWEPT",
+    "TASKS",
+]
+
 SWEPT = Counter(
     "genhub_sweeper_actions_total", "Tasks the sweeper acted on", ["provider", "action"]
 )

@@ -22,6 +22,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from genhub.common import logging as glog
 from genhub.common import topology
 from genhub.common.errors import FailedPrecondition, NotFound, Unavailable
+from genhub.common.metrics import priority_label, type_label
 from genhub.common.store_client import TaskStoreClient
 from genhub.common.topology import MessageKind, TaskMessage
 from genhub.dispatcher import metrics
@@ -202,7 +203,7 @@ class Worker:
             return Action.ACK
         if task.attempts == 1:
             wait = time.time() - task.create_time.ToDatetime().timestamp()
-            metrics.QUEUE_WAIT.labels(task.provider, S.Priority.Name(task.priority)).observe(wait)
+            metrics.QUEUE_WAIT.labels(task.provider, priority_label(task.priority)).observe(wait)
         call = Call(task=task, model=model, attempt=task.attempts)
         try:
             call = self._call(task, model, body)
@@ -290,9 +291,10 @@ class Worker:
         except FailedPrecondition as exc:
             log.info("result discarded: %s", exc.message)
             return Action.ACK
-        metrics.TASKS.labels(task.provider, task.model, "succeeded").inc()
+        labels = (task.provider, task.model, type_label(task.type), "succeeded")
+        metrics.TASKS.labels(*labels).inc()
         elapsed = task.finish_time.ToNanoseconds() - task.create_time.ToNanoseconds()
-        metrics.END_TO_END.labels(task.provider, task.model).observe(elapsed / 1e9)
+        metrics.END_TO_END.labels(*labels).observe(elapsed / 1e9)
         log.info("task succeeded", extra={"attempt": task.attempts, "model": task.model})
         return Action.ACK
 
@@ -341,7 +343,7 @@ class Worker:
             )
         except FailedPrecondition:
             return Action.ACK
-        metrics.TASKS.labels(task.provider, task.model, "failed").inc()
+        metrics.TASKS.labels(task.provider, task.model, type_label(task.type), "failed").inc()
         log.warning("task failed", extra={"code": exc.code, "retryable": exc.retryable})
         # Exhausted retries go to the dead-letter queue for an operator to inspect or requeue.
         return Action.DEAD_LETTER if exc.retryable else Action.ACK

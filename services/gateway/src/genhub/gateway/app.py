@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import redis.asyncio as aioredis
-from prometheus_client import start_http_server
 
 from genhub.common import store_client
+from genhub.common.metrics import start_metrics_server
 from genhub.common.provider_client import ProviderStoreClient
 from genhub.common.secrets import SecretBox
 from genhub.common.server import Server, wait_for_signal
@@ -74,12 +74,22 @@ async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]
             await redis.aclose()
 
 
-async def serve(settings: GatewaySettings) -> None:
-    """Run until SIGTERM/SIGINT; REST (unless ``rest_listen`` is empty) stops before gRPC."""
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-    async with (
-        running(settings) as (_, port),
-        rest_server.running(settings, rest_server.loopback_target(settings.gateway_listen, port)),
-    ):
-        await wait_for_signal()
+async def serve(
+    settings: GatewaySettings, stop: Callable[[], Awaitable[None]] = wait_for_signal
+) -> None:
+    """Run until ``stop`` returns (SIGTERM/SIGINT); then report NOT_SERVING for
+    ``shutdown_delay_seconds`` while still answering, stop REST (unless ``rest_listen`` is
+    empty), then gRPC."""
+    metrics = start_metrics_server(settings.metrics_listen)
+    try:
+        async with (
+            running(settings) as (server, port),
+            rest_server.running(
+                settings, rest_server.loopback_target(settings.gateway_listen, port)
+            ),
+        ):
+            await stop()
+            await server.drain(settings.shutdown_delay_seconds)
+    finally:
+        if metrics is not None:
+            metrics.close()

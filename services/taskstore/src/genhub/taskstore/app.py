@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from prometheus_client import start_http_server
 from pymongo import AsyncMongoClient
 
 from genhub.common.events import EventPublisher
-from genhub.common.server import Server
+from genhub.common.metrics import start_metrics_server
+from genhub.common.server import Server, wait_for_signal
 from genhub.store.v1 import (
     provider_store_pb2,
     provider_store_pb2_grpc,
@@ -73,11 +73,16 @@ async def running(settings: TaskStoreSettings) -> AsyncIterator[tuple[Server, in
         await mongo.close()
 
 
-async def serve(settings: TaskStoreSettings) -> None:
-    """Run until SIGTERM/SIGINT."""
-    from genhub.common.server import wait_for_signal
-
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-    async with running(settings):
-        await wait_for_signal()
+async def serve(
+    settings: TaskStoreSettings, stop: Callable[[], Awaitable[None]] = wait_for_signal
+) -> None:
+    """Run until ``stop`` returns (SIGTERM/SIGINT); then report NOT_SERVING for
+    ``shutdown_delay_seconds`` while still answering, and stop."""
+    metrics = start_metrics_server(settings.metrics_listen)
+    try:
+        async with running(settings) as (server, _):
+            await stop()
+            await server.drain(settings.shutdown_delay_seconds)
+    finally:
+        if metrics is not None:
+            metrics.close()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from genhub.common.settings import InfraSettings
+from genhub.common.settings import ALL_INTERFACES, InfraSettings, ListenAddress
 
 
 class TaskStoreSettings(InfraSettings):
     """Where task-store listens and which database it owns."""
 
-    taskstore_listen: str = "127.0.0.1:50052"
+    # gRPC API, health and reflection.
+    taskstore_listen: ListenAddress = f"{ALL_INTERFACES}:50052"
     mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
     mongo_db: str = "genhub"
     events_prefix: str = "genhub:"
-    metrics_port: int = 0
