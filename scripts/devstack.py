@@ -25,6 +25,8 @@ from genhub.common.secrets import SecretBox
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / ".state" / "run"
+# `make run`'s /metrics ports (in a cluster every pod uses 9090; here they share one host).
+DEV_METRICS_PORTS = {"gateway": 9090, "taskstore": 9091, "dispatcher-demo": 9092}
 
 
 @dataclass
@@ -34,6 +36,8 @@ class DevStack:
     gateway: str
     taskstore: str
     rest: str
+    # Each process's /metrics address, when asked for.
+    metrics: dict[str, str] = field(default_factory=dict)
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
 
 
@@ -87,8 +91,13 @@ async def running(
     rest_port: int = 8080,
     demo_latency_ms: int = 0,
     concurrency: int = 4,
+    metrics_ports: Mapping[str, int] | None = None,
 ) -> AsyncIterator[DevStack]:
-    """Start the services, wait until each answers health checks, stop them all on exit."""
+    """Start the services, wait until each answers health checks, stop them all on exit.
+
+    Everything listens on loopback only. ``metrics_ports`` maps process names (taskstore,
+    dispatcher-demo, gateway) to their /metrics port; without it, metrics are off.
+    """
     base = dict(os.environ if env is None else env)
     taskstore = f"127.0.0.1:{taskstore_port}"
     gateway = f"127.0.0.1:{gateway_port}"
@@ -101,16 +110,30 @@ async def running(
         "GENHUB_REST_LISTEN": rest,
         "GENHUB_CONCURRENCY": str(concurrency),
         "GENHUB_DEMO_LATENCY_MS": str(demo_latency_ms),
+        # The worker's gRPC health server: any free loopback port.
+        "GENHUB_HEALTH_LISTEN": "127.0.0.1:0",
     }
     stack = DevStack(gateway=gateway, taskstore=taskstore, rest=rest)
+    per_process: dict[str, dict[str, str]] = {}
+    for name in ("taskstore", "dispatcher-demo", "gateway"):
+        port = (metrics_ports or {}).get(name)
+        if port is not None:
+            stack.metrics[name] = f"127.0.0.1:{port}"
+        per_process[name] = base | {"GENHUB_METRICS_LISTEN": stack.metrics.get(name, "")}
     deadline = time.monotonic() + 60
     try:
-        stack.processes["taskstore"] = await _spawn("taskstore", ["genhub.taskstore"], base)
+        stack.processes["taskstore"] = await _spawn(
+            "taskstore", ["genhub.taskstore"], per_process["taskstore"]
+        )
         await _wait_serving("task-store", taskstore, LOGS / "taskstore.log", deadline)
         stack.processes["dispatcher-demo"] = await _spawn(
-            "dispatcher-demo", ["genhub.dispatcher", "--provider", "demo"], base
+            "dispatcher-demo",
+            ["genhub.dispatcher", "--provider", "demo"],
+            per_process["dispatcher-demo"],
         )
-        stack.processes["gateway"] = await _spawn("gateway", ["genhub.gateway"], base)
+        stack.processes["gateway"] = await _spawn(
+            "gateway", ["genhub.gateway"], per_process["gateway"]
+        )
         await _wait_serving("gateway", gateway, LOGS / "gateway.log", deadline)
         for name, process in stack.processes.items():
             if process.returncode is not None:
@@ -134,7 +157,8 @@ async def running(
 EXAMPLE = """\
 GenHub is running (logs in {logs}/):
   gRPC  {gateway}   (genhub.v1.TaskService; reflection and health enabled)
-  REST  http://{rest}   (API page: http://{rest}/docs)
+  REST  http://{rest}   (API page: http://{rest}/docs; /healthz, /readyz)
+  Prometheus metrics: {metrics}
 
 Create an image task and fetch its result over gRPC (paste into another shell):
 
@@ -161,8 +185,18 @@ async def _foreground() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopped.set)
-    async with running(demo_latency_ms=int(os.environ.get("GENHUB_DEMO_LATENCY_MS", "300"))) as st:
-        print(EXAMPLE.format(logs=LOGS.relative_to(ROOT), gateway=st.gateway, rest=st.rest))
+    async with running(
+        demo_latency_ms=int(os.environ.get("GENHUB_DEMO_LATENCY_MS", "300")),
+        metrics_ports=DEV_METRICS_PORTS,
+    ) as st:
+        metrics = ", ".join(
+            f"{name} http://{address}/metrics" for name, address in st.metrics.items()
+        )
+        print(
+            EXAMPLE.format(
+                logs=LOGS.relative_to(ROOT), gateway=st.gateway, rest=st.rest, metrics=metrics
+            )
+        )
         waiters = [asyncio.create_task(p.wait()) for p in st.processes.values()]
         stop = asyncio.create_task(stopped.wait())
         done, _ = await asyncio.wait([stop, *waiters], return_when=asyncio.FIRST_COMPLETED)

@@ -30,6 +30,8 @@ async def _spawn_worker(stack: Stack, **env: str) -> asyncio.subprocess.Process:
             "GENHUB_MAX_ATTEMPTS": "5",
             "GENHUB_SWEEP_INTERVAL_SECONDS": "3600",
             "GENHUB_LOG_LEVEL": "WARNING",
+            "GENHUB_HEALTH_LISTEN": "127.0.0.1:0",
+            "GENHUB_METRICS_LISTEN": "",
         }
         | env
     )

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from genhub.gateway.rest import docs
+from genhub.gateway.rest import docs, probes
 from genhub.gateway.rest.bindings import Binding, load_bindings
 from genhub.gateway.rest.errors import RestError
 from genhub.gateway.rest.exchange import OVERHEAD_HEADER, ExchangeMiddleware
@@ -72,7 +72,7 @@ def create_app(
     """
     bindings = list(bindings if bindings is not None else load_bindings())
     dispatcher = Dispatcher(channel, bindings, limits or Limits(), stopping or asyncio.Event())
-    routes: list[BaseRoute] = []
+    routes: list[BaseRoute] = probes.routes(channel)
     if docs_enabled:
         document = json.dumps(build_document(bindings), ensure_ascii=False).encode()
 
