@@ -41,7 +41,10 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
-async def scrape(process: ServiceProcess) -> tuple[str, dict[str, Any]]:
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+async def scrape(process: ServiceProcess) -> tuple[str, Samples]:
     """The /metrics text of ``process`` and its samples by (name, sorted labels)."""
     bound = await process.logged("metrics serving")
     port = int(bound["port"])
@@ -68,7 +71,7 @@ async def scrape(process: ServiceProcess) -> tuple[str, dict[str, Any]]:
     return reply.text, samples
 
 
-def value(samples: dict[str, Any], name: str, **labels: str) -> float:
+def value(samples: Samples, name: str, **labels: str) -> float:
     """The sum of ``name`` over the samples whose labels include ``labels``."""
     return sum(
         v for (n, found), v in samples.items() if n == name and set(labels.items()) <= set(found)
