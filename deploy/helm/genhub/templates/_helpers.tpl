@@ -1,0 +1,120 @@
+{{/*
+Names and labels. Labels follow the Kubernetes recommended set; selector labels are the
+immutable subset (name, instance, component) a Deployment selects its pods by.
+*/}}
+
+{{- define "genhub.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* "<release>-genhub", or the release name when it already says genhub. */}}
+{{- define "genhub.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "genhub.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The object name of a component: "<fullname>-<component>". Takes (dict "root" $ "component" c). */}}
+{{- define "genhub.componentName" -}}
+{{- printf "%s-%s" (include "genhub.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels of a component. Takes (dict "root" $ "component" c). */}}
+{{- define "genhub.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "genhub.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* All labels of a component's objects. Takes (dict "root" $ "component" c). */}}
+{{- define "genhub.labels" -}}
+helm.sh/chart: {{ include "genhub.chart" .root }}
+{{ include "genhub.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: genhub
+{{- end }}
+
+{{/* Labels of objects that belong to no one component. */}}
+{{- define "genhub.releaseLabels" -}}
+{{ include "genhub.labels" (dict "root" . "component" "release") }}
+{{- end }}
+
+{{/* The image reference. Takes (dict "root" $ "image" {name, tag}). */}}
+{{- define "genhub.image" -}}
+{{- $global := .root.Values.image }}
+{{- $tag := .image.tag | default $global.tag | default .root.Chart.AppVersion }}
+{{- $repository := printf "%s/%s" $global.repository .image.name }}
+{{- if $global.registry }}
+{{- $repository = printf "%s/%s" $global.registry $repository }}
+{{- end }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+
+{{/* The chart-managed Secret holding URLs given inline in values (connections.*.url). */}}
+{{- define "genhub.connectionsSecret" -}}
+{{- printf "%s-connections" (include "genhub.fullname" .) }}
+{{- end }}
+
+{{/*
+An environment variable from a connection's URL: the chart's own Secret when the URL is given
+inline, else the existing Secret. Takes (dict "root" $ "env" NAME "conn" CONNECTION "inline" KEY),
+where CONNECTION has url and existingSecret {name, key} (or the management pair when "management").
+*/}}
+{{- define "genhub.connectionEnv" -}}
+{{- $url := .conn.url }}
+{{- $existing := .conn.existingSecret }}
+{{- if .management }}
+{{- $url = .conn.managementUrl }}
+{{- $existing = .conn.managementExistingSecret }}
+{{- end -}}
+- name: {{ .env }}
+  valueFrom:
+    secretKeyRef:
+      {{- if $url }}
+      name: {{ include "genhub.connectionsSecret" .root }}
+      key: {{ .inline }}
+      {{- else }}
+      name: {{ required (printf "%s: set its url or existingSecret.name" .env) $existing.name }}
+      key: {{ $existing.key }}
+      {{- end }}
+{{- end }}
+
+{{/* The object store URL variable, when an object store is configured. Takes the root context. */}}
+{{- define "genhub.objectStoreEnv" -}}
+{{- $store := .Values.connections.objectStore }}
+{{- if or $store.url $store.existingSecret.name }}
+{{- include "genhub.connectionEnv" (dict "root" . "env" "GENHUB_OBJECT_STORE_URL" "conn" $store "inline" "object-store-url") }}
+{{- end }}
+{{- end }}
+
+{{/* The provider-secrets key variable (gateway and workers). Takes the root context. */}}
+{{- define "genhub.secretsKeyEnv" -}}
+- name: GENHUB_SECRETS_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "secretsKey.existingSecret.name is required" .Values.secretsKey.existingSecret.name }}
+      key: {{ .Values.secretsKey.existingSecret.key }}
+{{- end }}
+
+{{/* The task-store address the gateway and workers call. */}}
+{{- define "genhub.taskstoreAddr" -}}
+{{- printf "%s:%d" (include "genhub.componentName" (dict "root" . "component" "taskstore")) (int .Values.taskstore.ports.grpc) }}
+{{- end }}
+
+{{/* Settings every component's ConfigMap carries. Takes the root context. */}}
+{{- define "genhub.commonConfig" -}}
+GENHUB_LOG_LEVEL: {{ .Values.logLevel | quote }}
+GENHUB_SHUTDOWN_DELAY_SECONDS: {{ .Values.shutdownDelaySeconds | toString | quote }}
+{{- end }}
