@@ -112,7 +112,7 @@ ALERT_CASES: dict[str, tuple[list[tuple[str, str]], str, list[dict[str, str]]]] 
                 "500x45",
             ),
             (
-                f'genhub_queue_depth{{namespace="other",provider="x",queue="genhub.tasks.x"}}',
+                'genhub_queue_depth{namespace="other",provider="x",queue="genhub.tasks.x"}',
                 "0+20x45",
             ),
         ],
