@@ -24,7 +24,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import start_http_server
 
-from genhub.common.settings import split_address
+from genhub.common.settings import ALL_INTERFACES, split_address
 from genhub.v1 import task_pb2
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ def start_metrics_server(
         return None
     host, port = split_address(listen)
     try:
-        httpd, thread = start_http_server(port, addr=host or "0.0.0.0", registry=registry)
+        httpd, thread = start_http_server(port, addr=host or ALL_INTERFACES, registry=registry)
     except OSError as exc:
         raise OSError(f"cannot serve metrics on {listen}: {exc}") from exc
     bound = int(httpd.server_address[1])
