@@ -201,6 +201,7 @@ def test_worker_grace_outlasts_its_drain() -> None:
         for worker in workers(objects):
             settings = config(objects, f"worker-{worker}")
             drain = float(settings["GENHUB_DRAIN_GRACE_SECONDS"])
+            # Workers apply no shutdown delay, but a grace covering both is the safe margin.
             delay = float(settings["GENHUB_SHUTDOWN_DELAY_SECONDS"])
             grace = one(objects, "Deployment", name(f"worker-{worker}"))["spec"]["template"][
                 "spec"

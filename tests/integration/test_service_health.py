@@ -135,16 +135,21 @@ async def test_worker_health_follows_its_broker_connection_and_drain(
             amqp_url=f"amqp://guest:guest@127.0.0.1:{broker.port}/{vhost}",
             health_listen=health,
             metrics_listen="",
-            shutdown_delay_seconds=DRAIN_DELAY,
         )
         async with serving(dispatcher_app.serve, settings) as (stop, task):
             await eventually(lambda: status(health), lambda s: s == NOT_SERVING, what="up")
             assert broker.held >= 1
             broker.open()
             await eventually(lambda: status(health), lambda s: s == SERVING, what="SERVING")
-            stop.set()
-            await eventually(lambda: status(health), lambda s: s == NOT_SERVING, what="drain")
             assert await status(health, LIVENESS_SERVICE) == SERVING
+            async with grpc.aio.insecure_channel(health) as channel:
+                stub: Any = health_pb2_grpc.HealthStub(channel)
+                watch = stub.Watch(health_pb2.HealthCheckRequest())
+                assert (await watch.read()).status == SERVING
+                stop.set()
+                # Draining: NOT_SERVING is sent before the health server stops and ends the stream.
+                assert (await watch.read()).status == NOT_SERVING
+                assert await watch.read() is grpc.aio.EOF
             await asyncio.wait_for(task, timeout=30)
     assert await status(health) is None
 

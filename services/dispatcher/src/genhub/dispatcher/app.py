@@ -97,7 +97,8 @@ async def serve(
             metrics.WORKER_CONCURRENCY_LIMIT.labels(settings.provider).set(settings.concurrency)
             await health.mark_serving()
             await stop()
-            await health.drain(settings.shutdown_delay_seconds)
+            # No shutdown delay: nothing routes calls to a worker; it stops taking messages now.
+            await health.drain()
     finally:
         await health.stop(grace=1)
         if exporter is not None:
