@@ -7,8 +7,10 @@ one of its packages declares. Also the lock subset each image installs."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -180,3 +182,16 @@ def test_worker_images_carry_only_their_own_provider_sdk() -> None:
     chosen = {entry.name for entry in lock_subset.subset(lock, roots)}
     assert {"pillow", "av"} <= chosen
     assert not chosen & {"openai", "volcengine", "volcengine-python-sdk", "starlette", "pymongo"}
+
+
+def test_make_images_says_clearly_when_there_is_no_container_engine() -> None:
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "images.sh")],
+        env={**os.environ, "CONTAINER_ENGINE": "genhub-no-such-engine"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "no container engine" in done.stderr
+    assert "nothing was built" in done.stderr
