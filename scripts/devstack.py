@@ -25,8 +25,6 @@ from genhub.common.secrets import SecretBox
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / ".state" / "run"
-# `make run`'s /metrics ports (in a cluster every pod uses 9090; here they share one host).
-DEV_METRICS_PORTS = {"gateway": 9090, "taskstore": 9091, "dispatcher-demo": 9092}
 
 
 @dataclass
@@ -36,9 +34,19 @@ class DevStack:
     gateway: str
     taskstore: str
     rest: str
-    # Each process's /metrics address, when asked for.
+    env: dict[str, str] = field(default_factory=dict)
+    # The /metrics address of each process that serves one.
     metrics: dict[str, str] = field(default_factory=dict)
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+
+    async def add_worker(self, provider: str = "demo") -> str:
+        """Start one more worker process for ``provider``; returns its name."""
+        count = sum(1 for n in self.processes if n.startswith(f"dispatcher-{provider}"))
+        name = f"dispatcher-{provider}" if count == 0 else f"dispatcher-{provider}-{count + 1}"
+        self.processes[name] = await _spawn(
+            name, ["genhub.dispatcher", "--provider", provider], self.env
+        )
+        return name
 
 
 async def _wait_serving(name: str, address: str, log: Path, deadline: float) -> None:
@@ -91,12 +99,14 @@ async def running(
     rest_port: int = 8080,
     demo_latency_ms: int = 0,
     concurrency: int = 4,
-    metrics_ports: Mapping[str, int] | None = None,
+    workers: int = 1,
+    taskstore_metrics_port: int = 0,
+    gateway_metrics_port: int = 0,
 ) -> AsyncIterator[DevStack]:
     """Start the services, wait until each answers health checks, stop them all on exit.
 
-    Everything listens on loopback only. ``metrics_ports`` maps process names (taskstore,
-    dispatcher-demo, gateway) to their /metrics port; without it, metrics are off.
+    Everything listens on loopback only. Task-store and the gateway serve /metrics on the
+    given ports (0: off); workers serve none (several share this host).
     """
     base = dict(os.environ if env is None else env)
     taskstore = f"127.0.0.1:{taskstore_port}"
@@ -110,30 +120,23 @@ async def running(
         "GENHUB_REST_LISTEN": rest,
         "GENHUB_CONCURRENCY": str(concurrency),
         "GENHUB_DEMO_LATENCY_MS": str(demo_latency_ms),
-        # The worker's gRPC health server: any free loopback port.
+        # Workers: health on any free loopback port, no metrics.
         "GENHUB_HEALTH_LISTEN": "127.0.0.1:0",
+        "GENHUB_METRICS_LISTEN": "",
     }
-    stack = DevStack(gateway=gateway, taskstore=taskstore, rest=rest)
-    per_process: dict[str, dict[str, str]] = {}
-    for name in ("taskstore", "dispatcher-demo", "gateway"):
-        port = (metrics_ports or {}).get(name)
-        if port is not None:
+    stack = DevStack(gateway=gateway, taskstore=taskstore, rest=rest, env=base)
+    for name, port in (("taskstore", taskstore_metrics_port), ("gateway", gateway_metrics_port)):
+        if port:
             stack.metrics[name] = f"127.0.0.1:{port}"
-        per_process[name] = base | {"GENHUB_METRICS_LISTEN": stack.metrics.get(name, "")}
     deadline = time.monotonic() + 60
     try:
-        stack.processes["taskstore"] = await _spawn(
-            "taskstore", ["genhub.taskstore"], per_process["taskstore"]
-        )
+        store_env = base | {"GENHUB_METRICS_LISTEN": stack.metrics.get("taskstore", "")}
+        stack.processes["taskstore"] = await _spawn("taskstore", ["genhub.taskstore"], store_env)
         await _wait_serving("task-store", taskstore, LOGS / "taskstore.log", deadline)
-        stack.processes["dispatcher-demo"] = await _spawn(
-            "dispatcher-demo",
-            ["genhub.dispatcher", "--provider", "demo"],
-            per_process["dispatcher-demo"],
-        )
-        stack.processes["gateway"] = await _spawn(
-            "gateway", ["genhub.gateway"], per_process["gateway"]
-        )
+        for _ in range(workers):
+            await stack.add_worker("demo")
+        gateway_env = base | {"GENHUB_METRICS_LISTEN": stack.metrics.get("gateway", "")}
+        stack.processes["gateway"] = await _spawn("gateway", ["genhub.gateway"], gateway_env)
         await _wait_serving("gateway", gateway, LOGS / "gateway.log", deadline)
         for name, process in stack.processes.items():
             if process.returncode is not None:
@@ -142,8 +145,13 @@ async def running(
                 )
         yield stack
     finally:
-        # Gateway first (stop taking work), the worker drains, task-store last.
-        for name in ("gateway", "dispatcher-demo", "taskstore"):
+        # Gateway first (stop taking work), the workers drain, task-store last.
+        order = [
+            "gateway",
+            *(n for n in stack.processes if n.startswith("dispatcher")),
+            "taskstore",
+        ]
+        for name in order:
             child = stack.processes.get(name)
             if child is not None and child.returncode is None:
                 child.send_signal(signal.SIGTERM)
@@ -187,7 +195,8 @@ async def _foreground() -> None:
         loop.add_signal_handler(sig, stopped.set)
     async with running(
         demo_latency_ms=int(os.environ.get("GENHUB_DEMO_LATENCY_MS", "300")),
-        metrics_ports=DEV_METRICS_PORTS,
+        taskstore_metrics_port=9091,
+        gateway_metrics_port=9090,
     ) as st:
         metrics = ", ".join(
             f"{name} http://{address}/metrics" for name, address in st.metrics.items()

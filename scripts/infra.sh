@@ -2,9 +2,12 @@
 # Run GenHub's local infrastructure on loopback, with all state and logs under
 # <repo>/.state/ (git-ignored). No systemd needed.
 #
-#   scripts/infra.sh up       install tools if needed (scripts/tools.sh), start
+#   scripts/infra.sh up [SERVICE...]
+#                             install tools if needed (scripts/tools.sh), start
 #                             whatever is not running, wait until all answer
-#   scripts/infra.sh down     stop what this script started (harmless if none)
+#   scripts/infra.sh down [SERVICE...]
+#                             stop what this script started (harmless if none)
+#                             SERVICE: rabbitmq redis ferretdb versitygw (default: all)
 #   scripts/infra.sh status   print each service's state (exit 3 if any is down)
 #   scripts/infra.sh restart rabbitmq|ferretdb
 #                             for fault tests: take one service down and bring it
@@ -14,6 +17,8 @@
 #   RabbitMQ  amqp://guest:guest@127.0.0.1:5672/   management http://127.0.0.1:15672/
 #   Redis     redis://127.0.0.1:6379/0
 #   FerretDB  mongodb://127.0.0.1:27017/           (SQLite backend)
+#   versitygw http://127.0.0.1:7070/  S3 API from a folder; access key "genhub",
+#             secret "genhub-dev-secret" (development only); bucket "genhub-media"
 #
 # If a service's port is already taken by a server that answers like that
 # service (started earlier by this script or by someone else), `up` uses it and
@@ -29,6 +34,7 @@ AMQP_PORT=5672
 MGMT_PORT=15672
 REDIS_PORT=6379
 MONGO_PORT=27017
+S3_PORT=7070   # versitygw's own default
 
 RABBIT_NODE="genhub@localhost"
 RABBIT_DIR="$STATE/rabbitmq"
@@ -50,6 +56,16 @@ FERRET_LOG="$FERRET_DIR/ferretdb.log"
 FERRET_PID="$FERRET_DIR/ferretdb.pid"
 FERRET_BIN="$BIN_DIR/ferretdb"
 FERRET_TIMEOUT=30
+
+VGW_DIR="$STATE/versitygw"
+VGW_LOG="$VGW_DIR/versitygw.log"
+VGW_PID="$VGW_DIR/versitygw.pid"
+VGW_BIN="$BIN_DIR/versitygw"
+VGW_TIMEOUT=30
+# Development credentials of the local object store (never used outside loopback).
+VGW_ACCESS_KEY=genhub
+VGW_SECRET_KEY=genhub-dev-secret
+VGW_BUCKET=genhub-media
 
 log() { printf 'infra.sh: %s\n' "$*" >&2; }
 die() { printf 'infra.sh: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -252,6 +268,50 @@ ferret_stop() {
     fi
 }
 
+# ---------------------------------------------------------- versitygw ----
+
+# An anonymous GET / answers an S3 XML error (AccessDenied): enough to know an
+# S3 API listens, with no credentials in this script's checks.
+vgw_answers() {
+    port_open "$S3_PORT" &&
+        curl -sS --max-time 3 "http://$HOST:$S3_PORT/" 2>/dev/null | grep -q '<Error>'
+}
+vgw_ours() { ours "$VGW_PID" "$VGW_BIN" >/dev/null; }
+
+vgw_start() {
+    if vgw_ours; then
+        return 0
+    fi
+    if port_open "$S3_PORT"; then
+        vgw_answers || conflict versitygw "$S3_PORT" "does not answer like an S3 API" "$VGW_LOG"
+        log "versitygw: an S3 server not started by infra.sh already answers on $HOST:$S3_PORT; using it"
+        return 0
+    fi
+    [[ -x "$VGW_BIN" ]] || fail versitygw "$VGW_BIN not found; run scripts/tools.sh" "$VGW_LOG"
+    # The posix backend serves each top-level folder as a bucket; metadata (ACLs,
+    # content types) goes to a sidecar folder, so no extended-attribute support
+    # is needed from the filesystem. The development bucket is such a folder.
+    mkdir -p "$VGW_DIR/data/$VGW_BUCKET" "$VGW_DIR/meta"
+    rm -f "$VGW_PID"
+    log "versitygw: starting on $HOST:$S3_PORT (data in $VGW_DIR/data)"
+    env ROOT_ACCESS_KEY="$VGW_ACCESS_KEY" ROOT_SECRET_KEY="$VGW_SECRET_KEY" \
+        setsid "$VGW_BIN" --port "$HOST:$S3_PORT" --quiet \
+        posix --sidecar "$VGW_DIR/meta" "$VGW_DIR/data" \
+        </dev/null >>"$VGW_LOG" 2>&1 &
+    printf '%s\n' "$!" >"$VGW_PID"
+}
+
+vgw_wait() { wait_ready versitygw "$VGW_TIMEOUT" vgw_answers vgw_ours "$VGW_LOG"; }
+
+vgw_stop() {
+    stop_pid versitygw "$VGW_PID" "$VGW_BIN" "$VGW_LOG" && return 0
+    if port_open "$S3_PORT"; then
+        log "versitygw: not started by infra.sh; leaving the server on $HOST:$S3_PORT alone"
+    else
+        log "versitygw: not running"
+    fi
+}
+
 # ----------------------------------------------------------- RabbitMQ ----
 
 # Environment for running RabbitMQ's scripts as root for our node. HOME points
@@ -383,28 +443,54 @@ preflight() {
     if ! ferret_ours && port_open "$MONGO_PORT" && ! mongo_ping; then
         ferret_start
     fi
+    if ! vgw_ours && port_open "$S3_PORT" && ! vgw_answers; then
+        vgw_start
+    fi
+}
+
+ALL_SERVICES=(rabbitmq redis ferretdb versitygw)
+
+# selected SERVICE ARGS...: whether SERVICE is named in ARGS (or ARGS is empty).
+selected() {
+    local service="$1" arg
+    shift
+    (($# == 0)) && return 0
+    for arg in "$@"; do [[ "$arg" == "$service" ]] && return 0; done
+    return 1
+}
+
+check_services() {
+    local arg
+    for arg in "$@"; do
+        selected "$arg" "${ALL_SERVICES[@]}" || die "unknown service: $arg (known: ${ALL_SERVICES[*]})"
+    done
 }
 
 cmd_up() {
+    check_services "$@"
     "$ROOT/scripts/tools.sh"
-    mkdir -p "$RABBIT_LOG_DIR" "$REDIS_DIR" "$FERRET_DIR"
+    mkdir -p "$RABBIT_LOG_DIR" "$REDIS_DIR" "$FERRET_DIR" "$VGW_DIR"
     local t0=$SECONDS
     preflight
     # Launch everything first (RabbitMQ is by far the slowest), then wait.
-    rabbit_start
-    redis_start
-    ferret_start
-    redis_wait
-    ferret_wait
-    rabbit_wait
-    log "all services ready ($((SECONDS - t0))s)"
+    if selected rabbitmq "$@"; then rabbit_start; fi
+    if selected redis "$@"; then redis_start; fi
+    if selected ferretdb "$@"; then ferret_start; fi
+    if selected versitygw "$@"; then vgw_start; fi
+    if selected redis "$@"; then redis_wait; fi
+    if selected ferretdb "$@"; then ferret_wait; fi
+    if selected versitygw "$@"; then vgw_wait; fi
+    if selected rabbitmq "$@"; then rabbit_wait; fi
+    log "services ready ($((SECONDS - t0))s)"
     cmd_status
 }
 
 cmd_down() {
-    ferret_stop
-    redis_stop
-    rabbit_stop
+    check_services "$@"
+    if selected versitygw "$@"; then vgw_stop; fi
+    if selected ferretdb "$@"; then ferret_stop; fi
+    if selected redis "$@"; then redis_stop; fi
+    if selected rabbitmq "$@"; then rabbit_stop; fi
 }
 
 # status_line NAME OURS_FN ANSWERS_FN PIDFILE ENDPOINT LOG
@@ -436,6 +522,8 @@ cmd_status() {
         "redis://$HOST:$REDIS_PORT" "$REDIS_LOG"
     status_line ferretdb ferret_ours ferret_answers "$FERRET_PID" \
         "mongodb://$HOST:$MONGO_PORT" "$FERRET_LOG"
+    status_line versitygw vgw_ours vgw_answers "$VGW_PID" \
+        "http://$HOST:$S3_PORT (bucket $VGW_BUCKET)" "$VGW_LOG"
     return "$STATUS_RC"
 }
 
@@ -463,9 +551,9 @@ cmd_restart() {
 }
 
 case "${1:-}" in
-    up) cmd_up ;;
+    up) shift; cmd_up "$@" ;;
     restart) shift; cmd_restart "$@" ;;
-    down) cmd_down ;;
+    down) shift; cmd_down "$@" ;;
     status) cmd_status ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;

@@ -2,7 +2,7 @@
 # Install the pinned developer tools GenHub needs. Idempotent; a warm run takes
 # well under a second.
 #
-#   scripts/tools.sh [all|apt|ferretdb|helm|buf|versions]...   (default: all)
+#   scripts/tools.sh [all|apt|ferretdb|versitygw|helm|buf|versions]...   (default: all)
 #
 #   apt       Debian packages rabbitmq-server and redis-server (system-wide;
 #             their services are NOT started: scripts/infra.sh does that),
@@ -10,15 +10,19 @@
 #             promtool, which the metrics and chart tests run; its server is
 #             not started either)
 #   ferretdb  FerretDB (pinned in tools/go.mod) built into .cache/bin/ferretdb
-#   helm      Helm (pinned in tools/go.mod) built into .cache/bin/helm
+#   versitygw versitygw, the S3-compatible object-store server (pinned in
+#             tools/go.mod) built into .cache/bin/versitygw
+#   helm      Helm (pinned in tools/helm/go.mod) built into .cache/bin/helm
 #   buf       buf (pinned in tools/package.json + package-lock.json), npm ci
 #             into tools/node_modules, linked as .cache/bin/buf
 #   versions  print what is installed
 #
 # Pins live in tools/: to bump FerretDB, run in tools/
 #   go get -tool github.com/FerretDB/FerretDB/cmd/ferretdb@vX.Y.Z
-# and change FERRETDB_VERSION below (Helm likewise: helm.sh/helm/v3/cmd/helm and
-# HELM_VERSION); to bump buf, edit both versions in
+# and change FERRETDB_VERSION below (the same for versitygw:
+#   go get -tool github.com/versity/versitygw/cmd/versitygw@vX.Y.Z
+# and VERSITYGW_VERSION; Helm likewise, in tools/helm/:
+# helm.sh/helm/v3/cmd/helm and HELM_VERSION); to bump buf, edit both versions in
 # tools/package.json, run `npm install --package-lock-only` in tools/ and
 # change BUF_VERSION below.
 set -euo pipefail
@@ -28,6 +32,7 @@ TOOLS_DIR="$ROOT/tools"
 BIN_DIR="$ROOT/.cache/bin"
 
 FERRETDB_VERSION="v1.24.2"
+VERSITYGW_VERSION="v1.8.0"
 HELM_VERSION="v3.22.0"
 BUF_VERSION="1.75.0"
 APT_PACKAGES=(rabbitmq-server redis-server curl prometheus)
@@ -172,14 +177,55 @@ install_ferretdb() {
     printf '%s\n' "$FERRETDB_BUILD" >"$BIN_DIR/ferretdb.build"
 }
 
+# ------------------------------------------------------------- versitygw ----
+
+# versitygw (Apache-2.0) serves the S3 API from a folder: the object store of
+# development and tests (MinIO's server is AGPL). Built straight from the
+# module pinned and checksummed in tools/go.mod (`go build` of a `tool`
+# dependency); its dependency versions there equal upstream's own go.mod.
+# The version is stamped the way upstream's Makefile does (-X main.Version).
+# A cold build takes about five minutes on two cores.
+versitygw_installed_version() {
+    local bin="$BIN_DIR/versitygw"
+    [[ -x "$bin" ]] || return 0
+    # prints "Version  : v1.8.0" (among other lines)
+    "$bin" --version 2>/dev/null | awk '$1 == "Version" { print $3; exit }' || true
+}
+
+install_versitygw() {
+    local have
+    have="$(versitygw_installed_version)"
+    if [[ "$have" == "$VERSITYGW_VERSION" ]]; then
+        log "versitygw: $VERSITYGW_VERSION already in $BIN_DIR/versitygw"
+        return 0
+    fi
+    command -v go >/dev/null || die "versitygw: the Go toolchain (go) is not on PATH"
+    grep -q "github.com/versity/versitygw $VERSITYGW_VERSION" "$TOOLS_DIR/go.mod" ||
+        die "versitygw: tools/go.mod does not pin versitygw $VERSITYGW_VERSION"
+    log "versitygw: building $VERSITYGW_VERSION${have:+ (found $have)} (a cold build takes ~5 minutes)"
+    mkdir -p "$BIN_DIR"
+    # Temporary name first: an interrupted build never leaves a binary that
+    # looks installed. CGO_ENABLED=0: a static binary, no C compiler needed
+    # (the RDMA/CUDA variants are separate commands we do not build).
+    (cd "$TOOLS_DIR" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false" \
+        go build -trimpath -ldflags "-X=main.Version=$VERSITYGW_VERSION -X=main.Build=module" \
+        -o "$BIN_DIR/versitygw.tmp" github.com/versity/versitygw/cmd/versitygw)
+    mv -f "$BIN_DIR/versitygw.tmp" "$BIN_DIR/versitygw"
+    have="$(versitygw_installed_version)"
+    [[ "$have" == "$VERSITYGW_VERSION" ]] ||
+        die "versitygw: built binary reports '${have:-nothing}', expected $VERSITYGW_VERSION"
+}
+
 # ------------------------------------------------------------------ helm ----
 
-# Built straight from the module cache as a tool of tools/go.mod (its source is
-# verified against tools/go.sum). The -X flags are the ones Helm's own Makefile
+# Built straight from the module cache as a tool of its own module,
+# tools/helm/go.mod (its source is verified against tools/helm/go.sum). Its own
+# module, not tools/go.mod: Helm's large dependency graph would otherwise raise
+# the versions of dependencies it shares with the tools built from there. The -X flags are the ones Helm's own Makefile
 # sets: the version `helm version` prints, and the Kubernetes version that
 # `helm template` / `helm lint` assume when no --kube-version is given (one
 # minor above the client-go it is built with, as upstream computes it).
-HELM_BUILD="$HELM_VERSION+1"
+HELM_BUILD="$HELM_VERSION+2"
 
 helm_installed_version() {
     [[ -x "$BIN_DIR/helm" ]] || return 0
@@ -193,15 +239,15 @@ install_helm() {
         return 0
     fi
     command -v go >/dev/null || die "helm: the Go toolchain (go) is not on PATH"
-    grep -q "helm.sh/helm/v3 $HELM_VERSION" "$TOOLS_DIR/go.mod" ||
-        die "helm: tools/go.mod does not pin helm.sh/helm/v3 $HELM_VERSION"
+    grep -q "helm.sh/helm/v3 $HELM_VERSION" "$TOOLS_DIR/helm/go.mod" ||
+        die "helm: tools/helm/go.mod does not pin helm.sh/helm/v3 $HELM_VERSION"
     log "helm: building $HELM_VERSION (a cold build takes a few minutes)"
     local k8s major minor pkg=helm.sh/helm/v3
-    k8s="$(cd "$TOOLS_DIR" && go list -m -f '{{.Version}}' k8s.io/client-go)" # v0.37.0
+    k8s="$(cd "$TOOLS_DIR/helm" && go list -m -f '{{.Version}}' k8s.io/client-go)" # v0.37.0
     major=$(($(cut -d. -f1 <<<"${k8s#v}") + 1))
     minor="$(cut -d. -f2 <<<"$k8s")"
     mkdir -p "$BIN_DIR"
-    (cd "$TOOLS_DIR" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false" \
+    (cd "$TOOLS_DIR/helm" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false" \
         go build -trimpath -o "$BIN_DIR/helm.tmp" -ldflags "-s -w \
             -X $pkg/internal/version.version=$HELM_VERSION \
             -X $pkg/internal/version.gitTreeState=clean \
@@ -272,6 +318,8 @@ show_versions() {
     local v
     v="$(ferretdb_installed_version)"
     printf '%-16s %s\n' ferretdb "${v:-not installed (want $FERRETDB_VERSION)}"
+    v="$(versitygw_installed_version)"
+    printf '%-16s %s\n' versitygw "${v:-not installed (want $VERSITYGW_VERSION)}"
     v="$(helm_installed_version)"
     printf '%-16s %s\n' helm "${v:-not installed (want $HELM_VERSION)}"
     v="$(buf_installed_version)"
@@ -285,9 +333,10 @@ main() {
     local cmd
     for cmd in "$@"; do
         case "$cmd" in
-            all) install_apt; install_ferretdb; install_helm; install_buf ;;
+            all) install_apt; install_ferretdb; install_versitygw; install_helm; install_buf ;;
             apt) install_apt ;;
             ferretdb) install_ferretdb ;;
+            versitygw) install_versitygw ;;
             helm) install_helm ;;
             buf) install_buf ;;
             versions) show_versions ;;

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
 
-from tests.support import infra
+from tests.support import buckets, infra
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +20,20 @@ def infrastructure() -> None:
     infra.require_listening("RabbitMQ management", 15672)
     infra.require_listening("Redis", 6379)
     infra.require_listening("FerretDB", 27017)
+
+
+@pytest.fixture(scope="session")
+def object_store() -> str:
+    """The S3 endpoint (versitygw from ``scripts/infra.sh up``); fails, naming it, when down."""
+    infra.require_listening("versitygw (S3)", infra.S3_PORT)
+    return infra.S3_ENDPOINT
+
+
+@pytest.fixture
+async def s3_bucket(object_store: str, unique: str) -> AsyncIterator[str]:
+    """A fresh bucket for this test, emptied and removed afterwards."""
+    async with buckets.bucket(unique) as name:
+        yield name
 
 
 @pytest.fixture

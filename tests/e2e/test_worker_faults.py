@@ -28,7 +28,8 @@ async def _spawn_worker(stack: Stack, **env: str) -> asyncio.subprocess.Process:
             "GENHUB_TASKSTORE_ADDR": stack.taskstore_addr,
             "GENHUB_CONCURRENCY": "4",
             "GENHUB_MAX_ATTEMPTS": "5",
-            "GENHUB_SWEEP_INTERVAL_SECONDS": "3600",
+            # A killed worker's runs are taken over once their lease lapses.
+            "GENHUB_LEASE_SECONDS": "3",
             "GENHUB_LOG_LEVEL": "WARNING",
             "GENHUB_HEALTH_LISTEN": "127.0.0.1:0",
             "GENHUB_METRICS_LISTEN": "",

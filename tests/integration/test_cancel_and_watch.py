@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
+from pymongo import AsyncMongoClient
 
 from genhub.v1 import task_pb2, task_service_pb2
+from tests.support.documents import insert_task
 from tests.support.stack import Stack, start_stack
 from tests.support.tasks import S, error_reason, get, text_request, wait_status
 
@@ -30,18 +33,11 @@ async def _cancel(stack: Stack, task_id: str) -> task_pb2.Task:
     return (await stack.tasks.CancelTask(task_service_pb2.CancelTaskRequest(task_id=task_id))).task
 
 
-async def test_cancel_pending_task(single: Stack) -> None:
-    # A task stored but never published (the gateway died mid-create) is pending.
-    stored, _ = await single.store.insert(
-        task_pb2.Task(
-            type=S.TASK_TYPE_TEXT,
-            provider="demo",
-            model="demo-text",
-            text=S.TextSpec(prompt="never published"),
-        )
-    )
-    assert stored.status == S.TASK_STATUS_PENDING
-    cancelled = await _cancel(single, stored.task_id)
+async def test_cancel_pending_task(single: Stack, mongo: AsyncMongoClient[dict[str, Any]]) -> None:
+    # Written by an earlier version, which stored tasks as pending before publishing them.
+    task_id = await insert_task(mongo, single.database, "never published", status="pending")
+    assert (await get(single.tasks, task_id)).status == S.TASK_STATUS_PENDING
+    cancelled = await _cancel(single, task_id)
     assert cancelled.status == S.TASK_STATUS_CANCELLED
     assert cancelled.HasField("finish_time")
 

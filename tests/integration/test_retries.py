@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
 
 from genhub.common import topology
+from genhub.common.task_queue import Action, Delivery
 from genhub.common.topology import TaskMessage
-from genhub.dispatcher.worker import Action
 from genhub.providers.demo import DemoProvider, DemoSettings
 from genhub.providers.sdk import Call, Submitted
+from genhub.taskstore import documents
 from genhub.v1 import task_service_pb2
 from tests.support import infra
+from tests.support.documents import insert_task
 from tests.support.stack import Stack, start_stack
 from tests.support.tasks import S, text_request, wait_status
 from tests.support.waiting import eventually
@@ -65,22 +68,22 @@ async def test_empty_result_is_a_retryable_failure_never_a_success(stack: Stack)
 async def test_a_task_whose_worker_keeps_dying_fails_instead_of_looping(
     stack: Stack, mongo: AsyncMongoClient[dict[str, Any]]
 ) -> None:
-    task, _ = await stack.store.insert(
-        S.Task(
-            type=S.TASK_TYPE_TEXT,
-            provider="demo",
-            model="demo-text",
-            text=S.TextSpec(prompt="poison"),
-        )
-    )
-    # As after three workers were killed running it: running, attempts used up, redelivered.
-    await mongo[stack.database]["tasks"].update_one(
-        {"_id": task.task_id}, {"$set": {"status": "running", "attempts": 3, "run_id": "r"}}
+    # As after three workers were killed running it: running, attempts used up, lease lapsed.
+    task_id = await insert_task(
+        mongo,
+        stack.database,
+        "poison",
+        status="running",
+        attempts=3,
+        max_attempts=3,
+        run_id="r",
+        lease_until=documents.now() - timedelta(seconds=1),
     )
     assert stack.worker is not None
-    action = await stack.worker.handle(TaskMessage(task.task_id), redelivered=True)
-    assert action is Action.DEAD_LETTER
-    failed, _ = await stack.store.get(task.task_id)
+    delivery = Delivery(TaskMessage(task_id), S.PRIORITY_DEFAULT, redelivered=True)
+    verdict = await stack.worker.handler.handle(delivery)
+    assert verdict.action is Action.DEAD_LETTER
+    failed = await stack.store.get(task_id)
     assert failed.status == S.TASK_STATUS_FAILED
     assert failed.error.code == "WORKER_CRASHED"
 

@@ -15,7 +15,9 @@ import httpx
 import pytest
 
 from genhub.common.errors import InvalidArgument
+from genhub.common.ids import new_id
 from genhub.store.v1 import task_store_pb2
+from genhub.taskstore import documents, lifecycle
 from genhub.v1 import task_pb2, task_service_pb2
 from tests.support.rest import client, shared_rest_stack
 from tests.support.stack import Stack
@@ -44,8 +46,9 @@ async def _store(
     user_id: str,
     kind: task_pb2.TaskType.ValueType = S.TASK_TYPE_IMAGE,
 ) -> task_pb2.Task:
-    """A pending task stored straight into task-store (no worker runs it)."""
-    task = task_pb2.Task(user_id=user_id, type=kind, provider="demo")
+    """A queued task stored straight into task-store's repository: no message, so no worker
+    runs it and its status stays put."""
+    task = task_pb2.Task(task_id=new_id(), user_id=user_id, type=kind, provider="demo")
     if kind == S.TASK_TYPE_IMAGE:
         task.model = "demo-image"
         task.image.CopyFrom(S.ImageSpec(prompt=prompt, size="256x256"))
@@ -55,9 +58,10 @@ async def _store(
     else:
         task.model = "demo-video"
         task.video.CopyFrom(S.VideoSpec(prompt=prompt, duration_seconds=2))
-    stored, created = await stack.store.insert(task)
+    doc = lifecycle.new_document(documents.to_document(task), documents.now())
+    stored, created = await stack.taskstore.lifecycle.repository.insert(doc)
     assert created
-    return stored
+    return documents.from_document(stored)
 
 
 async def _search_all(stack: Stack, query: str, page_size: int = 50, **filters: Any) -> list[str]:
@@ -157,9 +161,7 @@ async def test_filters_by_user_type_and_status(shared_rest_stack: Stack) -> None
     text = await _store(stack, f"a poem about a {word}", alice, S.TASK_TYPE_TEXT)
     video = await _store(stack, f"{word} timelapse", alice, S.TASK_TYPE_VIDEO)
     cancelled = await _store(stack, f"{word} city", alice)
-    await stack.store.transition(
-        cancelled.task_id, [S.TASK_STATUS_PENDING], S.TASK_STATUS_CANCELLED
-    )
+    await stack.store.cancel(cancelled.task_id)
     others = await _store(stack, f"{word} by bob", bob)
     await _store(stack, "no match here", alice)
 
@@ -175,7 +177,7 @@ async def test_filters_by_user_type_and_status(shared_rest_stack: Stack) -> None
     assert await _search_all(stack, word, type=S.TASK_TYPE_TEXT) == ids(text)
     assert await _search_all(stack, word, status=S.TASK_STATUS_CANCELLED) == ids(cancelled)
     assert await _search_all(
-        stack, word, user_id=alice, type=S.TASK_TYPE_IMAGE, status=S.TASK_STATUS_PENDING
+        stack, word, user_id=alice, type=S.TASK_TYPE_IMAGE, status=S.TASK_STATUS_QUEUED
     ) == ids(image)
     assert await _search_all(stack, word, user_id="nobody-" + secrets.token_hex(3)) == []
 

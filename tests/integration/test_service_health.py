@@ -1,6 +1,7 @@
 """Each service's health through its real start and stop path (``serve``), against the real
-RabbitMQ, FerretDB and Redis: NOT_SERVING until its dependencies are connected, SERVING, then
-NOT_SERVING while draining; the gateway's /healthz and /readyz follow."""
+RabbitMQ, FerretDB and Redis: NOT_SERVING until its dependencies are connected (task-store for
+the gateway, RabbitMQ for a worker), SERVING, then NOT_SERVING while draining; the gateway's
+/healthz and /readyz follow."""
 
 from __future__ import annotations
 
@@ -42,9 +43,10 @@ async def status(address: str, service: str = "") -> int | None:
         return int(reply.status)
 
 
-def taskstore_settings(database: str, listen: str = "127.0.0.1:0") -> TaskStoreSettings:
+def taskstore_settings(vhost: str, database: str, listen: str = "127.0.0.1:0") -> TaskStoreSettings:
     return TaskStoreSettings(
         taskstore_listen=listen,
+        amqp_url=SecretStr(infra.amqp_url(vhost)),
         mongo_url=SecretStr(infra.MONGO_URL),
         mongo_db=database,
         redis_url=SecretStr(infra.REDIS_URL),
@@ -55,9 +57,9 @@ def taskstore_settings(database: str, listen: str = "127.0.0.1:0") -> TaskStoreS
 
 
 @contextlib.asynccontextmanager
-async def taskstore(database: str) -> AsyncIterator[str]:
-    async with taskstore_app.running(taskstore_settings(database)) as (_, port):
-        yield f"127.0.0.1:{port}"
+async def taskstore(vhost: str, database: str) -> AsyncIterator[str]:
+    async with taskstore_app.running(taskstore_settings(vhost, database)) as store:
+        yield f"127.0.0.1:{store.port}"
 
 
 @contextlib.asynccontextmanager
@@ -66,7 +68,7 @@ async def serving(
 ) -> AsyncIterator[tuple[asyncio.Event, asyncio.Task[None]]]:
     """Run ``serve(settings, stop)`` in a task; yields the stop event and the task."""
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop.wait))
+    task = asyncio.create_task(serve(settings, stop=stop.wait))
     try:
         yield stop, task
     finally:
@@ -74,53 +76,56 @@ async def serving(
         await asyncio.wait_for(task, timeout=30)
 
 
-async def test_gateway_is_not_serving_until_rabbitmq_answers_then_drains(
+async def test_gateway_is_not_serving_until_taskstore_answers_then_drains(
     vhost: str, database: str
 ) -> None:
     grpc_address = f"127.0.0.1:{free_port()}"
     rest = f"http://127.0.0.1:{free_port()}"
-    async with taskstore(database) as store, GatedProxy(infra.AMQP_PORT).running() as broker:
-        settings = GatewaySettings(
-            gateway_listen=grpc_address,
-            rest_listen=rest.removeprefix("http://"),
-            taskstore_addr=store,
-            amqp_url=SecretStr(f"amqp://guest:guest@127.0.0.1:{broker.port}/{vhost}"),
-            redis_url=SecretStr(infra.REDIS_URL),
-            events_prefix=f"{database}:",
-            secrets_keys=SecretStr(SecretBox.generate_key()),
-            metrics_listen="",
-            shutdown_delay_seconds=DRAIN_DELAY,
-        )
-        async with serving(gateway_app.serve, settings) as (stop, task):
-            # Up and answering, but RabbitMQ is not connected yet.
-            await eventually(
-                lambda: status(grpc_address), lambda s: s == NOT_SERVING, what="NOT_SERVING"
+    async with taskstore(vhost, database) as store:
+        store_port = int(store.rsplit(":", 1)[1])
+        async with GatedProxy(store_port).running() as gate:
+            settings = GatewaySettings(
+                gateway_listen=grpc_address,
+                rest_listen=rest.removeprefix("http://"),
+                taskstore_addr=f"127.0.0.1:{gate.port}",
+                redis_url=SecretStr(infra.REDIS_URL),
+                events_prefix=f"{database}:",
+                secrets_keys=SecretStr(SecretBox.generate_key()),
+                metrics_listen="",
+                shutdown_delay_seconds=DRAIN_DELAY,
             )
-            assert broker.held >= 1
-            assert await status(grpc_address, LIVENESS_SERVICE) == SERVING
-            assert await status(grpc_address) == NOT_SERVING
-            broker.open()
-            await eventually(lambda: status(grpc_address), lambda s: s == SERVING, what="SERVING")
-            async with (
-                httpx.AsyncClient(base_url=rest, timeout=5) as http,
-                grpc.aio.insecure_channel(grpc_address) as channel,
-            ):
-                ready = await eventually(
-                    lambda: http.get("/readyz"), lambda r: r.status_code == 200, what="ready"
+            async with serving(gateway_app.serve, settings) as (stop, task):
+                # Up and answering, but task-store (behind the closed gate) is not reached yet.
+                await eventually(
+                    lambda: status(grpc_address), lambda s: s == NOT_SERVING, what="NOT_SERVING"
                 )
-                assert ready.json() == {"status": "SERVING"}
-                assert (await http.get("/healthz")).status_code == 200
-                stub: Any = health_pb2_grpc.HealthStub(channel)
-                watch = stub.Watch(health_pb2.HealthCheckRequest())
-                assert (await watch.read()).status == SERVING
-                stop.set()  # what SIGTERM does
-                assert (await watch.read()).status == NOT_SERVING
-                # Still answering during the shutdown delay, as not ready.
-                not_ready = await http.get("/readyz")
-                assert not_ready.status_code == 503
-                assert not_ready.json()["code"] == grpc.StatusCode.UNAVAILABLE.value[0]
-                assert (await http.get("/healthz")).status_code == 200
-                await asyncio.wait_for(task, timeout=30)
+                assert gate.held >= 1
+                assert await status(grpc_address, LIVENESS_SERVICE) == SERVING
+                assert await status(grpc_address) == NOT_SERVING
+                gate.open()
+                await eventually(
+                    lambda: status(grpc_address), lambda s: s == SERVING, what="SERVING"
+                )
+                async with (
+                    httpx.AsyncClient(base_url=rest, timeout=5) as http,
+                    grpc.aio.insecure_channel(grpc_address) as channel,
+                ):
+                    ready = await eventually(
+                        lambda: http.get("/readyz"), lambda r: r.status_code == 200, what="ready"
+                    )
+                    assert ready.json() == {"status": "SERVING"}
+                    assert (await http.get("/healthz")).status_code == 200
+                    stub: Any = health_pb2_grpc.HealthStub(channel)
+                    watch = stub.Watch(health_pb2.HealthCheckRequest())
+                    assert (await watch.read()).status == SERVING
+                    stop.set()  # what SIGTERM does
+                    assert (await watch.read()).status == NOT_SERVING
+                    # Still answering during the shutdown delay, as not ready.
+                    not_ready = await http.get("/readyz")
+                    assert not_ready.status_code == 503
+                    assert not_ready.json()["code"] == grpc.StatusCode.UNAVAILABLE.value[0]
+                    assert (await http.get("/healthz")).status_code == 200
+                    await asyncio.wait_for(task, timeout=30)
     assert await status(grpc_address) is None
 
 
@@ -128,7 +133,7 @@ async def test_worker_health_follows_its_broker_connection_and_drain(
     vhost: str, database: str
 ) -> None:
     health = f"127.0.0.1:{free_port()}"
-    async with taskstore(database) as store, GatedProxy(infra.AMQP_PORT).running() as broker:
+    async with taskstore(vhost, database) as store, GatedProxy(infra.AMQP_PORT).running() as broker:
         settings = dispatcher_settings(
             vhost,
             store,
@@ -154,9 +159,10 @@ async def test_worker_health_follows_its_broker_connection_and_drain(
     assert await status(health) is None
 
 
-async def test_taskstore_serves_once_started_and_drains_on_stop(database: str) -> None:
+async def test_taskstore_serves_once_started_and_drains_on_stop(vhost: str, database: str) -> None:
     address = f"127.0.0.1:{free_port()}"
-    async with serving(taskstore_app.serve, taskstore_settings(database, address)) as (stop, _):
+    settings = taskstore_settings(vhost, database, address)
+    async with serving(taskstore_app.serve, settings) as (stop, _):
         await eventually(lambda: status(address), lambda s: s == SERVING, what="SERVING")
         stop.set()
         await eventually(lambda: status(address), lambda s: s == NOT_SERVING, what="drain")

@@ -14,6 +14,11 @@ MANAGEMENT = os.environ.get("GENHUB_TEST_RABBITMQ_API", "http://127.0.0.1:15672/
 MONGO_URL = os.environ.get("GENHUB_TEST_MONGO_URL", "mongodb://127.0.0.1:27017/")
 REDIS_URL = os.environ.get("GENHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AUTH = ("guest", "guest")
+# versitygw, started by scripts/infra.sh with these development credentials.
+S3_PORT = 7070
+S3_ENDPOINT = os.environ.get("GENHUB_TEST_S3_ENDPOINT", f"http://127.0.0.1:{S3_PORT}")
+S3_ACCESS_KEY = os.environ.get("GENHUB_TEST_S3_ACCESS_KEY", "genhub")
+S3_SECRET_KEY = os.environ.get("GENHUB_TEST_S3_SECRET_KEY", "genhub-dev-secret")
 
 
 def require_listening(name: str, port: int) -> None:

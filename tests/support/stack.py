@@ -40,6 +40,7 @@ class Stack:
     database: str
     taskstore_addr: str
     gateway_addr: str
+    taskstore: taskstore_app.TaskStore
     rest_url: str = ""
     secrets_keys: str = ""
 
@@ -55,7 +56,7 @@ def dispatcher_settings(vhost: str, taskstore_addr: str, **overrides: Any) -> Di
         "max_attempts": 3,
         "backoff_base_seconds": 0.05,
         "backoff_cap_seconds": 0.5,
-        "sweep_interval_seconds": 3600,
+        "lease_seconds": 5,
         "drain_grace_seconds": 5,
         "config_refresh_seconds": 0.2,
     }
@@ -73,10 +74,12 @@ async def start_stack(
     provider: Provider | None = None,
     rest: bool = False,
     secrets_keys: str | None = None,
+    store_settings: dict[str, Any] | None = None,
     **dispatcher_overrides: Any,
 ) -> AsyncIterator[Stack]:
     """Run task-store, (optionally) a demo worker and the gateway (with, if ``rest``, its REST
-    server, at ``Stack.rest_url``) until the block exits."""
+    server, at ``Stack.rest_url``) until the block exits. ``store_settings`` overrides task-store
+    settings (e.g. the reaper's); ``dispatcher_overrides`` the worker's."""
     prefix = f"{database}:"
     keys = SecretBox.generate_key() if secrets_keys is None else secrets_keys
     ts_settings = TaskStoreSettings(
@@ -84,11 +87,13 @@ async def start_stack(
         mongo_url=SecretStr(infra.MONGO_URL),
         mongo_db=database,
         redis_url=SecretStr(infra.REDIS_URL),
+        amqp_url=SecretStr(infra.amqp_url(vhost)),
         events_prefix=prefix,
+        **{"reap_interval_seconds": 3600, **(store_settings or {})},
     )
     async with contextlib.AsyncExitStack() as stack:
-        _, ts_port = await stack.enter_async_context(taskstore_app.running(ts_settings))
-        taskstore_addr = f"127.0.0.1:{ts_port}"
+        taskstore = await stack.enter_async_context(taskstore_app.running(ts_settings))
+        taskstore_addr = f"127.0.0.1:{taskstore.port}"
         running_worker = None
         if worker:
             running_worker = await stack.enter_async_context(
@@ -106,7 +111,6 @@ async def start_stack(
         gw_settings = GatewaySettings(
             gateway_listen="127.0.0.1:0",
             taskstore_addr=taskstore_addr,
-            amqp_url=SecretStr(infra.amqp_url(vhost)),
             redis_url=SecretStr(infra.REDIS_URL),
             events_prefix=prefix,
             catalogue_ttl_seconds=0.2,
@@ -132,6 +136,7 @@ async def start_stack(
             database=database,
             taskstore_addr=taskstore_addr,
             gateway_addr=gateway_addr,
+            taskstore=taskstore,
             rest_url=rest_url,
             secrets_keys=keys,
         )

@@ -7,15 +7,12 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
+from genhub.common import task_states
 from genhub.v1 import task_pb2, task_service_pb2, task_service_pb2_grpc
 from tests.support.waiting import eventually
 
 S = task_pb2
-TERMINAL = {
-    S.TASK_STATUS_SUCCEEDED,
-    S.TASK_STATUS_FAILED,
-    S.TASK_STATUS_CANCELLED,
-}
+TERMINAL = set(task_states.TERMINAL)
 
 
 def image_request(

@@ -36,10 +36,18 @@ def test_delay_buckets_hold_delays_within_a_factor_of_two(seconds: float, bucket
 
 
 def test_task_message_round_trip_and_rejects_foreign_bodies() -> None:
-    message = TaskMessage("t1", MessageKind.POLL, 2, "token")
+    message = TaskMessage("t1", MessageKind.POLL, "run-1", "token", handbacks=2)
     assert TaskMessage.decode(message.encode()) == message
     assert b"credentials" not in TaskMessage("t2").encode()
-    for body in (b"not json", b"{}", b'{"task_id": "x", "kind": "explode"}'):
+    bodies = (
+        b"not json",
+        b"{}",
+        b'{"task_id": "x", "kind": "explode"}',
+        b'{"task_id": 7, "kind": "run"}',
+        b'{"task_id": "", "kind": "run"}',
+        b"[1, 2]",
+    )
+    for body in bodies:
         with pytest.raises(ValueError, match="not a task message"):
             TaskMessage.decode(body)
 

@@ -37,7 +37,6 @@ DEV_TOOLS = {
     "ruff",
     "grpcio-tools",
     "schemathesis",
-    "httpx",
     "kubernetes-validate",
 }
 

@@ -36,14 +36,23 @@ def test_descriptors_load_with_every_service() -> None:
     names = {s.full_name for s in PUBLIC}
     assert names == {"genhub.v1.TaskService", "genhub.v1.ProviderService", "genhub.v1.UserService"}
     store = task_store_pb2.DESCRIPTOR.services_by_name["TaskStoreService"]
-    assert {m.name for m in store.methods} >= {
-        "InsertTask",
+    # The lifecycle is named operations; no generic transition is exposed.
+    assert {m.name for m in store.methods} == {
+        "CreateTask",
         "GetTask",
         "ListTasks",
-        "TransitionTask",
-        "RecordResult",
+        "ClaimTask",
+        "RecordJob",
+        "Heartbeat",
+        "CompleteTask",
+        "ScheduleRetry",
+        "FailTask",
+        "CancelTask",
+        "RetryTask",
         "DeleteTask",
         "SearchTasks",
+        "PutProvider",
+        "ListProviders",
     }
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from genhub.taskstore.repository import literal_pattern
+from genhub.taskstore.mongo_task_repository import literal_pattern
 
 SAMPLES = [
     "可爱的猫",

@@ -89,3 +89,10 @@ class StoreError(Unavailable):
 
 class BrokerError(Unavailable):
     """RabbitMQ could not be reached or refused a publish."""
+
+
+class Internal(GenHubError):
+    """A server-side bug (gRPC INTERNAL/UNKNOWN/DATA_LOSS from a GenHub service): retrying the
+    same request will fail the same way, so callers must not loop on it."""
+
+    code = grpc.StatusCode.INTERNAL

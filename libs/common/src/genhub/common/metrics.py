@@ -8,8 +8,12 @@ Who records what:
 
 - ``grpc_server_*``: the server interceptor (genhub.common.interceptor), every gRPC server.
 - ``http_server_*``: the gateway's REST layer (genhub.gateway.rest.exchange).
-- task, provider, worker and queue series: the task lifecycle (task-store's transition hook
-  counts status changes in one place) and the dispatcher's worker hooks.
+- ``genhub_tasks_*``, ``genhub_task_queue_wait/run/end_to_end_seconds``: task-store's
+  transition hook (genhub.taskstore.task_metrics), the one place every status change passes.
+- provider calls, retries, dead letters, in-flight and concurrency: the worker's metrics hook
+  (genhub.dispatcher.metrics).
+- ``genhub_queue_depth`` / ``genhub_queue_consumers``: defined here, not yet recorded by any
+  service (see docs/operations.md, "Metrics").
 
 Label values are small, closed sets (providers, models, enum names, status codes), never ids.
 """
@@ -80,20 +84,20 @@ TASKS_FINISHED = Counter(
 )
 TASK_QUEUE_WAIT_SECONDS = Histogram(
     "genhub_task_queue_wait_seconds",
-    "From queued to running: how long a task waited for a worker.",
+    "From created to the start of its first run: how long a task waited for a worker.",
     ["provider", "priority"],
     buckets=TASK_BUCKETS,
 )
 TASK_RUN_SECONDS = Histogram(
     "genhub_task_run_seconds",
-    "From running to a final status: one run of a task on a worker.",
-    ["provider", "model", "type"],
+    "From the start of a task's last run to its final status.",
+    ["provider", "model", "status"],
     buckets=TASK_BUCKETS,
 )
 TASK_END_TO_END_SECONDS = Histogram(
     "genhub_task_end_to_end_seconds",
     "From created to a final status.",
-    ["provider", "model", "type", "status"],
+    ["provider", "model", "status"],
     buckets=TASK_BUCKETS,
 )
 TASK_RETRIES = Counter(
@@ -103,8 +107,8 @@ TASK_RETRIES = Counter(
 )
 DEAD_LETTERS = Counter(
     "genhub_dead_letters_total",
-    "Messages sent to a provider's dead-letter queue.",
-    ["provider"],
+    "Messages sent to a provider's dead-letter queue, by reason (attempts exhausted, ...).",
+    ["provider", "reason"],
 )
 
 # --------------------------------------------------------------------- providers ----
@@ -123,6 +127,11 @@ PROVIDER_ERRORS = Counter(
 
 # ------------------------------------------------------------ workers and queues ----
 
+WORKER_SKIPPED = Counter(
+    "genhub_worker_skipped_messages_total",
+    "Messages a worker settled without a run (task finished, cancelled or gone), by reason.",
+    ["provider", "reason"],
+)
 WORKER_IN_FLIGHT = Gauge(
     "genhub_worker_in_flight", "Tasks a worker process is handling now.", ["provider"]
 )
@@ -140,6 +149,14 @@ QUEUE_CONSUMERS = Gauge(
     "genhub_queue_consumers",
     "Consumers attached to a provider's queue, as the broker reports them.",
     ["provider", "queue"],
+)
+
+# -------------------------------------------------------------------- task-store ----
+
+STORE_WRITES = Counter(
+    "genhub_store_writes_total",
+    "Database writes made by task-store, by collection.",
+    ["collection"],
 )
 
 # ---------------------------------------------------------------- label values ----

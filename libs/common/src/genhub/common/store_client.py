@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import grpc
+from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from genhub.common.errors import (
@@ -14,6 +16,7 @@ from genhub.common.errors import (
     FailedPrecondition,
     FieldViolation,
     GenHubError,
+    Internal,
     InvalidArgument,
     NotFound,
     StoreError,
@@ -24,6 +27,10 @@ from genhub.v1 import provider_pb2, task_pb2
 
 T = TypeVar("T")
 _DETAILS_KEY = "grpc-status-details-bin"
+# A bug answers the same way however often it is asked: not retryable, unlike UNAVAILABLE.
+_SERVER_BUGS = frozenset(
+    {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+)
 CALL_TIMEOUT = 10.0
 SEARCH_TIMEOUT = 30.0
 
@@ -53,6 +60,8 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> GenHubError:
         return AlreadyExists(message, reason=reason, metadata=metadata)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return FailedPrecondition(message, reason=reason, metadata=metadata)
+    if code in _SERVER_BUGS:
+        return Internal(f"task-store failed internally: {code.name}: {message}")
     return StoreError(f"task-store call failed: {code.name}: {message}")
 
 
@@ -69,6 +78,93 @@ async def call(
         raise from_rpc_error(exc) from None
 
 
+@dataclass(frozen=True)
+class Claim:
+    """The answer to a claim: a run to do, or the reason there is none.
+
+    ``skip`` is ``SKIP_REASON_UNSPECIFIED`` when ``run_id`` names a claimed run; ``task`` is the
+    task after the claim (or as it is, when skipped; empty when it does not exist);
+    ``retry_after`` (seconds) is set with ``SKIP_REASON_LEASED``.
+    """
+
+    task: task_pb2.Task
+    run_id: str
+    skip: pb.SkipReason.ValueType = pb.SKIP_REASON_UNSPECIFIED
+    retry_after: float = 0.0
+
+    @property
+    def claimed(self) -> bool:
+        """Whether a run was claimed."""
+        return self.skip == pb.SKIP_REASON_UNSPECIFIED
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    """A Duration of ``seconds``."""
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(round(seconds * 1e9))
+    return d
+
+
+class TaskLifecycle(Protocol):
+    """The named lifecycle operations a worker uses: task-store's gRPC API, or task-store's own
+    ``Lifecycle`` in-process (tests). Refusals raise FailedPrecondition (reason STATUS_MISMATCH
+    or RUN_MISMATCH); a missing task raises NotFound."""
+
+    async def claim(
+        self, task_id: str, *, run_id: str = "", lease: float, max_attempts: int
+    ) -> Claim:
+        """Start a run (or continue ``run_id``); see ClaimTaskRequest."""
+        ...
+
+    async def record_job(
+        self,
+        task_id: str,
+        run_id: str,
+        job_id: str,
+        *,
+        poll_after: float,
+        lease: float,
+        sealed_credentials: str = "",
+    ) -> task_pb2.Task:
+        """Store a provider job id and schedule its first poll."""
+        ...
+
+    async def heartbeat(
+        self,
+        task_id: str,
+        run_id: str,
+        *,
+        lease: float,
+        poll_after: float | None = None,
+        sealed_credentials: str = "",
+    ) -> task_pb2.Task:
+        """Renew the run's lease; with ``poll_after``, schedule the next poll."""
+        ...
+
+    async def complete(
+        self, task_id: str, run_id: str, result: task_pb2.TaskResult, usage: task_pb2.Usage
+    ) -> task_pb2.Task:
+        """running -> succeeded with the result."""
+        ...
+
+    async def schedule_retry(
+        self,
+        task_id: str,
+        run_id: str,
+        error: task_pb2.TaskError,
+        *,
+        delay: float,
+        new_job: bool = False,
+        sealed_credentials: str = "",
+    ) -> task_pb2.Task:
+        """running -> queued, with a retry message after ``delay`` seconds."""
+        ...
+
+    async def fail(self, task_id: str, run_id: str, error: task_pb2.TaskError) -> task_pb2.Task:
+        """running -> failed."""
+        ...
+
+
 class TaskStoreClient:
     """Typed calls to task-store. Every call has a deadline; failures raise GenHub errors."""
 
@@ -76,80 +172,137 @@ class TaskStoreClient:
         self.channel = channel  # shared by the other task-store clients
         self._stub = task_store_pb2_grpc.TaskStoreServiceStub(channel)
 
-    async def _call(
-        self, method: Callable[..., Awaitable[T]], request: Any, deadline: float = CALL_TIMEOUT
-    ) -> T:
-        return await call(method, request, deadline)
-
-    async def insert(self, task: task_pb2.Task) -> tuple[task_pb2.Task, bool]:
-        """Store a new task; ``created`` is False for a repeated idempotency key."""
-        resp = await self._call(self._stub.InsertTask, pb.InsertTaskRequest(task=task))
+    async def create(
+        self, task: task_pb2.Task, sealed_credentials: str = ""
+    ) -> tuple[task_pb2.Task, bool]:
+        """Store and enqueue a new task; ``created`` is False for a repeated idempotency key."""
+        request = pb.CreateTaskRequest(task=task, sealed_credentials=sealed_credentials)
+        resp = await call(self._stub.CreateTask, request)
         return resp.task, resp.created
 
-    async def get(self, task_id: str) -> tuple[task_pb2.Task, str]:
-        """A task and its current run id."""
-        resp = await self._call(self._stub.GetTask, pb.GetTaskRequest(task_id=task_id))
-        return resp.task, resp.run_id
+    async def get(self, task_id: str) -> task_pb2.Task:
+        """A task; NotFound when there is none."""
+        return (await call(self._stub.GetTask, pb.GetTaskRequest(task_id=task_id))).task
 
     async def list_tasks(self, request: pb.ListTasksRequest) -> pb.ListTasksResponse:
         """One page of tasks."""
-        return await self._call(self._stub.ListTasks, request)
+        return await call(self._stub.ListTasks, request)
 
-    async def transition(
+    async def claim(
+        self, task_id: str, *, run_id: str = "", lease: float, max_attempts: int
+    ) -> Claim:
+        """See TaskLifecycle.claim."""
+        request = pb.ClaimTaskRequest(
+            task_id=task_id, run_id=run_id, lease=duration(lease), max_attempts=max_attempts
+        )
+        resp = await call(self._stub.ClaimTask, request)
+        return Claim(
+            resp.task, resp.run_id, resp.skip_reason, resp.retry_after.ToNanoseconds() / 1e9
+        )
+
+    async def record_job(
         self,
         task_id: str,
-        from_statuses: list[task_pb2.TaskStatus.ValueType],
-        to_status: task_pb2.TaskStatus.ValueType,
+        run_id: str,
+        job_id: str,
         *,
-        expected_run_id: str = "",
-        start_run: bool = False,
-        error: task_pb2.TaskError | None = None,
-        provider_job_id: str = "",
-        clear_provider_job_id: bool = False,
-    ) -> tuple[task_pb2.Task, str]:
-        """A compare-and-set state change; FailedPrecondition when refused."""
-        request = pb.TransitionTaskRequest(
+        poll_after: float,
+        lease: float,
+        sealed_credentials: str = "",
+    ) -> task_pb2.Task:
+        """See TaskLifecycle.record_job."""
+        request = pb.RecordJobRequest(
             task_id=task_id,
-            from_statuses=from_statuses,
-            to_status=to_status,
-            expected_run_id=expected_run_id,
-            start_run=start_run,
-            error=error,
-            provider_job_id=provider_job_id,
-            clear_provider_job_id=clear_provider_job_id,
+            run_id=run_id,
+            provider_job_id=job_id,
+            poll_after=duration(poll_after),
+            lease=duration(lease),
+            sealed_credentials=sealed_credentials,
         )
-        resp = await self._call(self._stub.TransitionTask, request)
-        return resp.task, resp.run_id
+        return (await call(self._stub.RecordJob, request)).task
 
-    async def record_result(
+    async def heartbeat(
+        self,
+        task_id: str,
+        run_id: str,
+        *,
+        lease: float,
+        poll_after: float | None = None,
+        sealed_credentials: str = "",
+    ) -> task_pb2.Task:
+        """See TaskLifecycle.heartbeat."""
+        request = pb.HeartbeatRequest(
+            task_id=task_id,
+            run_id=run_id,
+            lease=duration(lease),
+            poll_after=duration(poll_after) if poll_after is not None else None,
+            sealed_credentials=sealed_credentials,
+        )
+        return (await call(self._stub.Heartbeat, request)).task
+
+    async def complete(
         self, task_id: str, run_id: str, result: task_pb2.TaskResult, usage: task_pb2.Usage
     ) -> task_pb2.Task:
-        """running -> succeeded with the result, if ``run_id`` is still the task's run."""
-        request = pb.RecordResultRequest(task_id=task_id, run_id=run_id, result=result, usage=usage)
-        return (await self._call(self._stub.RecordResult, request)).task
+        """See TaskLifecycle.complete."""
+        request = pb.CompleteTaskRequest(task_id=task_id, run_id=run_id, result=result, usage=usage)
+        return (await call(self._stub.CompleteTask, request)).task
+
+    async def schedule_retry(
+        self,
+        task_id: str,
+        run_id: str,
+        error: task_pb2.TaskError,
+        *,
+        delay: float,
+        new_job: bool = False,
+        sealed_credentials: str = "",
+    ) -> task_pb2.Task:
+        """See TaskLifecycle.schedule_retry."""
+        request = pb.ScheduleRetryRequest(
+            task_id=task_id,
+            run_id=run_id,
+            error=error,
+            delay=duration(delay),
+            new_job=new_job,
+            sealed_credentials=sealed_credentials,
+        )
+        return (await call(self._stub.ScheduleRetry, request)).task
+
+    async def fail(self, task_id: str, run_id: str, error: task_pb2.TaskError) -> task_pb2.Task:
+        """See TaskLifecycle.fail."""
+        request = pb.FailTaskRequest(task_id=task_id, run_id=run_id, error=error)
+        return (await call(self._stub.FailTask, request)).task
+
+    async def cancel(self, task_id: str) -> task_pb2.Task:
+        """Cancel an unfinished task; FailedPrecondition (TASK_FINISHED) once finished."""
+        return (await call(self._stub.CancelTask, pb.CancelTaskRequest(task_id=task_id))).task
+
+    async def retry(self, task_id: str) -> task_pb2.Task:
+        """Run a failed task again; FailedPrecondition unless it failed."""
+        return (await call(self._stub.RetryTask, pb.RetryTaskRequest(task_id=task_id))).task
 
     async def delete(self, task_id: str) -> None:
         """Remove a task."""
-        await self._call(self._stub.DeleteTask, pb.DeleteTaskRequest(task_id=task_id))
+        await call(self._stub.DeleteTask, pb.DeleteTaskRequest(task_id=task_id))
 
     async def search(self, request: pb.SearchTasksRequest) -> pb.SearchTasksResponse:
         """Prompt search: a scan of every stored prompt on FerretDB, hence its longer deadline."""
-        return await self._call(self._stub.SearchTasks, request, deadline=SEARCH_TIMEOUT)
+        return await call(self._stub.SearchTasks, request, deadline=SEARCH_TIMEOUT)
 
     async def put_provider(self, provider: provider_pb2.Provider) -> provider_pb2.Provider:
         """Store a provider's declared catalogue."""
-        resp = await self._call(self._stub.PutProvider, pb.PutProviderRequest(provider=provider))
+        resp = await call(self._stub.PutProvider, pb.PutProviderRequest(provider=provider))
         return resp.provider
 
     async def list_providers(self) -> list[provider_pb2.Provider]:
         """Every stored provider."""
-        resp = await self._call(self._stub.ListProviders, pb.ListProvidersRequest())
+        resp = await call(self._stub.ListProviders, pb.ListProvidersRequest())
         return list(resp.providers)
 
 
 @contextlib.asynccontextmanager
 async def connect(address: str) -> AsyncIterator[TaskStoreClient]:
-    """A client over a channel to ``address``, closed on exit."""
+    """A client over one channel to ``address`` (reused by every call), closed on exit."""
     channel = grpc.aio.insecure_channel(address)
     try:
         yield TaskStoreClient(channel)

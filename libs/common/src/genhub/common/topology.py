@@ -70,6 +70,14 @@ def message_priority(priority: task_pb2.Priority.ValueType) -> int:
     return _PRIORITY.get(priority, 2)
 
 
+def task_priority(amqp_priority: int | None) -> task_pb2.Priority.ValueType:
+    """The task priority an AMQP message priority stands for (default when absent)."""
+    for priority, level in _PRIORITY.items():
+        if level == amqp_priority and priority != task_pb2.PRIORITY_UNSPECIFIED:
+            return priority
+    return task_pb2.PRIORITY_DEFAULT
+
+
 def backoff_delay(
     attempt: int,
     *,
@@ -109,39 +117,48 @@ class MessageKind(StrEnum):
 class TaskMessage:
     """The body of a queue message: ids, never the prompt or a secret in clear.
 
-    The worker reads the task itself from the task-store, so a message is small, and a task
-    deleted or cancelled while queued is simply skipped.
+    The worker claims the task from task-store, which returns it, so a message is small and a
+    task deleted or cancelled while queued is simply skipped. Attempts are counted by task-store,
+    not here.
     """
 
     task_id: str
     kind: MessageKind = MessageKind.RUN
-    retry: int = 0  # how many retries preceded this message
+    # POLL messages name the run that submitted the job: only that run may continue it.
+    run_id: str = ""
     # Per-request provider credentials, encrypted (a Fernet token); never stored elsewhere.
     credentials: str = ""
+    # How many times a worker handed this message back because task-store failed internally;
+    # past a budget the message is dead-lettered instead of looping.
+    handbacks: int = 0
 
     def encode(self) -> bytes:
         """The JSON body."""
-        body: dict[str, object] = {
-            "task_id": self.task_id,
-            "kind": self.kind.value,
-            "retry": self.retry,
-        }
+        body: dict[str, object] = {"task_id": self.task_id, "kind": self.kind.value}
+        if self.run_id:
+            body["run_id"] = self.run_id
         if self.credentials:
             body["credentials"] = self.credentials
-        return json.dumps(body).encode()
+        if self.handbacks:
+            body["handbacks"] = self.handbacks
+        return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, body: bytes) -> TaskMessage:
         """Parse a body; raises ValueError when it is not one of ours."""
         try:
             data = json.loads(body)
+            task_id = data["task_id"]
+            if not isinstance(task_id, str) or not task_id:
+                raise ValueError("task_id must be a non-empty string")
             return cls(
-                str(data["task_id"]),
+                task_id,
                 MessageKind(data["kind"]),
-                int(data.get("retry", 0)),
+                str(data.get("run_id", "")),
                 str(data.get("credentials", "")),
+                int(data.get("handbacks", 0)),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a task message: {exc}") from exc
 
 
@@ -187,21 +204,25 @@ async def publish(
     *,
     priority: task_pb2.Priority.ValueType,
     delay: float = 0.0,
+    dead: bool = False,
 ) -> None:
     """Publish a task message, persistent and confirmed by the broker.
 
-    With ``delay`` the message waits in a delay bucket first. Raises on a nack or when nothing
-    is bound for the provider (``mandatory``), so the caller never believes a lost publish.
+    With ``delay`` the message waits in a delay bucket first; with ``dead`` it goes straight to
+    the dead-letter queue. Raises BrokerError on a nack or when nothing is bound for the provider
+    (``mandatory``), so the caller never believes a lost publish.
     """
     amqp_message = aio_pika.Message(
         message.encode(),
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         priority=message_priority(priority),
-        message_id=f"{message.task_id}:{message.kind.value}:{message.retry}",
-        expiration=delay if delay > 0 else None,
+        message_id=f"{message.task_id}:{message.kind.value}",
+        expiration=delay if delay > 0 and not dead else None,
     )
-    if delay > 0:
+    if dead:
+        name, key = DEAD_EXCHANGE, provider
+    elif delay > 0:
         name, key = DELAY_EXCHANGE, f"{provider}.{delay_bucket(delay)}s"
     else:
         name, key = TASKS_EXCHANGE, provider

@@ -26,13 +26,17 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14genhub/v1/task.proto\x12\tgenhub.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x01\n\tImageSpec\x12\x14\n\x06prompt\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x0fnegative_prompt\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\t\x12\t\n\x01n\x18\x04 \x01(\x05\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x1b\n\x0eguidance_scale\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x37\n\x0fresponse_format\x18\x07 \x01(\x0e\x32\x1e.genhub.v1.ImageResponseFormat\x12\x18\n\x10reference_images\x18\x08 \x03(\tB\x07\n\x05_seedB\x11\n\x0f_guidance_scale\"\x9c\x01\n\tVideoSpec\x12\x14\n\x06prompt\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x0c\x61spect_ratio\x18\x02 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x03 \x01(\x05\x12\x12\n\nresolution\x18\x04 \x01(\t\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x11\x66irst_frame_image\x18\x06 \x01(\tB\x07\n\x05_seed\"8\n\x0b\x43hatMessage\x12\x12\n\x04role\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x63ontent\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\xa0\x01\n\x08TextSpec\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12(\n\x08messages\x18\x02 \x03(\x0b\x32\x16.genhub.v1.ChatMessage\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x05 \x01(\x01H\x01\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_p\"j\n\x13ProviderCredentials\x12\x15\n\x07\x61pi_key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x04\x12\x1b\n\raccess_key_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x04\x12\x1f\n\x11secret_access_key\x18\x03 \x01(\tB\x04\xe2\x41\x01\x04\"=\n\tTaskError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"a\n\x0eGeneratedImage\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x10\n\x08\x62\x36\x34_data\x18\x02 \x01(\t\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\"J\n\x0eGeneratedVideo\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x03 \x01(\x05\"\xa3\x01\n\nTaskResult\x12)\n\x06images\x18\x01 \x03(\x0b\x32\x19.genhub.v1.GeneratedImage\x12(\n\x05video\x18\x02 \x01(\x0b\x32\x19.genhub.v1.GeneratedVideo\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x1b\n\x13provider_request_id\x18\x05 \x01(\t\"q\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\x12\x0e\n\x06images\x18\x04 \x01(\x05\x12\x15\n\rvideo_seconds\x18\x05 \x01(\x05\"\xf0\x06\n\x04Task\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x13.genhub.v1.TaskTypeB\x04\xe2\x41\x01\x03\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12%\n\x08priority\x18\x07 \x01(\x0e\x32\x13.genhub.v1.Priority\x12%\n\x05image\x18\x08 \x01(\x0b\x32\x14.genhub.v1.ImageSpecH\x00\x12%\n\x05video\x18\t \x01(\x0b\x32\x14.genhub.v1.VideoSpecH\x00\x12#\n\x04text\x18\n \x01(\x0b\x32\x13.genhub.v1.TextSpecH\x00\x12+\n\x06status\x18\x0b \x01(\x0e\x32\x15.genhub.v1.TaskStatusB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x61ttempts\x18\x0c \x01(\x05\x42\x04\xe2\x41\x01\x03\x12)\n\x05\x65rror\x18\r \x01(\x0b\x32\x14.genhub.v1.TaskErrorB\x04\xe2\x41\x01\x03\x12+\n\x06result\x18\x0e \x01(\x0b\x32\x15.genhub.v1.TaskResultB\x04\xe2\x41\x01\x03\x12%\n\x05usage\x18\x0f \x01(\x0b\x32\x10.genhub.v1.UsageB\x04\xe2\x41\x01\x03\x12+\n\x06labels\x18\x10 \x03(\x0b\x32\x1b.genhub.v1.Task.LabelsEntry\x12\x1d\n\x0fprovider_job_id\x18\x11 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nstart_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x66inish_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12!\n\x13request_credentials\x18\x16 \x01(\x08\x42\x04\xe2\x41\x01\x03\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04spec*c\n\x08TaskType\x12\x19\n\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0fTASK_TYPE_IMAGE\x10\x01\x12\x13\n\x0fTASK_TYPE_VIDEO\x10\x02\x12\x12\n\x0eTASK_TYPE_TEXT\x10\x03*\xda\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x16\n\x12TASK_STATUS_QUEUED\x10\x02\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x03\x12\x19\n\x15TASK_STATUS_SUCCEEDED\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06\x12\x17\n\x13TASK_STATUS_EXPIRED\x10\x07*c\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x14\n\x10PRIORITY_DEFAULT\x10\x02\x12\x15\n\x11PRIORITY_CRITICAL\x10\x03*\x7f\n\x13ImageResponseFormat\x12%\n!IMAGE_RESPONSE_FORMAT_UNSPECIFIED\x10\x00\x12\x1d\n\x19IMAGE_RESPONSE_FORMAT_URL\x10\x01\x12\"\n\x1eIMAGE_RESPONSE_FORMAT_B64_JSON\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14genhub/v1/task.proto\x12\tgenhub.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"F\n\x07Webhook\x12\x11\n\x03url\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12(\n\x06\x65vents\x18\x02 \x01(\x0e\x32\x18.genhub.v1.WebhookEvents\"\xa5\x01\n\x0bStoredMedia\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x05 \x01(\x01\x12\x39\n\x0furl_expire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xf2\x01\n\tImageSpec\x12\x14\n\x06prompt\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x0fnegative_prompt\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\t\x12\t\n\x01n\x18\x04 \x01(\x05\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x1b\n\x0eguidance_scale\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x37\n\x0fresponse_format\x18\x07 \x01(\x0e\x32\x1e.genhub.v1.ImageResponseFormat\x12\x18\n\x10reference_images\x18\x08 \x03(\tB\x07\n\x05_seedB\x11\n\x0f_guidance_scale\"\x9c\x01\n\tVideoSpec\x12\x14\n\x06prompt\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x0c\x61spect_ratio\x18\x02 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x03 \x01(\x05\x12\x12\n\nresolution\x18\x04 \x01(\t\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x11\x66irst_frame_image\x18\x06 \x01(\tB\x07\n\x05_seed\"8\n\x0b\x43hatMessage\x12\x12\n\x04role\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x63ontent\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\xa0\x01\n\x08TextSpec\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12(\n\x08messages\x18\x02 \x03(\x0b\x32\x16.genhub.v1.ChatMessage\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x05 \x01(\x01H\x01\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_p\"j\n\x13ProviderCredentials\x12\x15\n\x07\x61pi_key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x04\x12\x1b\n\raccess_key_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x04\x12\x1f\n\x11secret_access_key\x18\x03 \x01(\tB\x04\xe2\x41\x01\x04\"o\n\tTaskError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\x12\x13\n\x0b\x65rror_class\x18\x04 \x01(\t\x12\x1b\n\x13provider_request_id\x18\x05 \x01(\t\"\x8e\x01\n\x0eGeneratedImage\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x10\n\x08\x62\x36\x34_data\x18\x02 \x01(\t\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12+\n\x05media\x18\x06 \x01(\x0b\x32\x16.genhub.v1.StoredMediaB\x04\xe2\x41\x01\x03\"w\n\x0eGeneratedVideo\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x03 \x01(\x05\x12+\n\x05media\x18\x04 \x01(\x0b\x32\x16.genhub.v1.StoredMediaB\x04\xe2\x41\x01\x03\"\xa3\x01\n\nTaskResult\x12)\n\x06images\x18\x01 \x03(\x0b\x32\x19.genhub.v1.GeneratedImage\x12(\n\x05video\x18\x02 \x01(\x0b\x32\x19.genhub.v1.GeneratedVideo\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x1b\n\x13provider_request_id\x18\x05 \x01(\t\"q\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\x12\x0e\n\x06images\x18\x04 \x01(\x05\x12\x15\n\rvideo_seconds\x18\x05 \x01(\x05\"\x95\x07\n\x04Task\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x13.genhub.v1.TaskTypeB\x04\xe2\x41\x01\x03\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12%\n\x08priority\x18\x07 \x01(\x0e\x32\x13.genhub.v1.Priority\x12%\n\x05image\x18\x08 \x01(\x0b\x32\x14.genhub.v1.ImageSpecH\x00\x12%\n\x05video\x18\t \x01(\x0b\x32\x14.genhub.v1.VideoSpecH\x00\x12#\n\x04text\x18\n \x01(\x0b\x32\x13.genhub.v1.TextSpecH\x00\x12+\n\x06status\x18\x0b \x01(\x0e\x32\x15.genhub.v1.TaskStatusB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x61ttempts\x18\x0c \x01(\x05\x42\x04\xe2\x41\x01\x03\x12)\n\x05\x65rror\x18\r \x01(\x0b\x32\x14.genhub.v1.TaskErrorB\x04\xe2\x41\x01\x03\x12+\n\x06result\x18\x0e \x01(\x0b\x32\x15.genhub.v1.TaskResultB\x04\xe2\x41\x01\x03\x12%\n\x05usage\x18\x0f \x01(\x0b\x32\x10.genhub.v1.UsageB\x04\xe2\x41\x01\x03\x12+\n\x06labels\x18\x10 \x03(\x0b\x32\x1b.genhub.v1.Task.LabelsEntry\x12\x1d\n\x0fprovider_job_id\x18\x11 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nstart_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x66inish_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12!\n\x13request_credentials\x18\x16 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12#\n\x07webhook\x18\x17 \x01(\x0b\x32\x12.genhub.v1.Webhook\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04spec*c\n\x08TaskType\x12\x19\n\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0fTASK_TYPE_IMAGE\x10\x01\x12\x13\n\x0fTASK_TYPE_VIDEO\x10\x02\x12\x12\n\x0eTASK_TYPE_TEXT\x10\x03*\xda\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x16\n\x12TASK_STATUS_QUEUED\x10\x02\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x03\x12\x19\n\x15TASK_STATUS_SUCCEEDED\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06\x12\x17\n\x13TASK_STATUS_EXPIRED\x10\x07*c\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x14\n\x10PRIORITY_DEFAULT\x10\x02\x12\x15\n\x11PRIORITY_CRITICAL\x10\x03*\x7f\n\x13ImageResponseFormat\x12%\n!IMAGE_RESPONSE_FORMAT_UNSPECIFIED\x10\x00\x12\x1d\n\x19IMAGE_RESPONSE_FORMAT_URL\x10\x01\x12\"\n\x1eIMAGE_RESPONSE_FORMAT_B64_JSON\x10\x02*d\n\rWebhookEvents\x12\x1e\n\x1aWEBHOOK_EVENTS_UNSPECIFIED\x10\x00\x12\x1b\n\x17WEBHOOK_EVENTS_TERMINAL\x10\x01\x12\x16\n\x12WEBHOOK_EVENTS_ALL\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'genhub.v1.task_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_WEBHOOK'].fields_by_name['url']._loaded_options = None
+  _globals['_WEBHOOK'].fields_by_name['url']._serialized_options = b'\342A\001\002'
+  _globals['_STOREDMEDIA'].fields_by_name['url_expire_time']._loaded_options = None
+  _globals['_STOREDMEDIA'].fields_by_name['url_expire_time']._serialized_options = b'\342A\001\003'
   _globals['_IMAGESPEC'].fields_by_name['prompt']._loaded_options = None
   _globals['_IMAGESPEC'].fields_by_name['prompt']._serialized_options = b'\342A\001\002'
   _globals['_VIDEOSPEC'].fields_by_name['prompt']._loaded_options = None
@@ -47,6 +51,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROVIDERCREDENTIALS'].fields_by_name['access_key_id']._serialized_options = b'\342A\001\004'
   _globals['_PROVIDERCREDENTIALS'].fields_by_name['secret_access_key']._loaded_options = None
   _globals['_PROVIDERCREDENTIALS'].fields_by_name['secret_access_key']._serialized_options = b'\342A\001\004'
+  _globals['_GENERATEDIMAGE'].fields_by_name['media']._loaded_options = None
+  _globals['_GENERATEDIMAGE'].fields_by_name['media']._serialized_options = b'\342A\001\003'
+  _globals['_GENERATEDVIDEO'].fields_by_name['media']._loaded_options = None
+  _globals['_GENERATEDVIDEO'].fields_by_name['media']._serialized_options = b'\342A\001\003'
   _globals['_TASK_LABELSENTRY']._loaded_options = None
   _globals['_TASK_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_TASK'].fields_by_name['task_id']._loaded_options = None
@@ -75,36 +83,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASK'].fields_by_name['finish_time']._serialized_options = b'\342A\001\003'
   _globals['_TASK'].fields_by_name['request_credentials']._loaded_options = None
   _globals['_TASK'].fields_by_name['request_credentials']._serialized_options = b'\342A\001\003'
-  _globals['_TASKTYPE']._serialized_start=2236
-  _globals['_TASKTYPE']._serialized_end=2335
-  _globals['_TASKSTATUS']._serialized_start=2338
-  _globals['_TASKSTATUS']._serialized_end=2556
-  _globals['_PRIORITY']._serialized_start=2558
-  _globals['_PRIORITY']._serialized_end=2657
-  _globals['_IMAGERESPONSEFORMAT']._serialized_start=2659
-  _globals['_IMAGERESPONSEFORMAT']._serialized_end=2786
-  _globals['_IMAGESPEC']._serialized_start=102
-  _globals['_IMAGESPEC']._serialized_end=344
-  _globals['_VIDEOSPEC']._serialized_start=347
-  _globals['_VIDEOSPEC']._serialized_end=503
-  _globals['_CHATMESSAGE']._serialized_start=505
-  _globals['_CHATMESSAGE']._serialized_end=561
-  _globals['_TEXTSPEC']._serialized_start=564
-  _globals['_TEXTSPEC']._serialized_end=724
-  _globals['_PROVIDERCREDENTIALS']._serialized_start=726
-  _globals['_PROVIDERCREDENTIALS']._serialized_end=832
-  _globals['_TASKERROR']._serialized_start=834
-  _globals['_TASKERROR']._serialized_end=895
-  _globals['_GENERATEDIMAGE']._serialized_start=897
-  _globals['_GENERATEDIMAGE']._serialized_end=994
-  _globals['_GENERATEDVIDEO']._serialized_start=996
-  _globals['_GENERATEDVIDEO']._serialized_end=1070
-  _globals['_TASKRESULT']._serialized_start=1073
-  _globals['_TASKRESULT']._serialized_end=1236
-  _globals['_USAGE']._serialized_start=1238
-  _globals['_USAGE']._serialized_end=1351
-  _globals['_TASK']._serialized_start=1354
-  _globals['_TASK']._serialized_end=2234
-  _globals['_TASK_LABELSENTRY']._serialized_start=2181
-  _globals['_TASK_LABELSENTRY']._serialized_end=2226
+  _globals['_TASKTYPE']._serialized_start=2654
+  _globals['_TASKTYPE']._serialized_end=2753
+  _globals['_TASKSTATUS']._serialized_start=2756
+  _globals['_TASKSTATUS']._serialized_end=2974
+  _globals['_PRIORITY']._serialized_start=2976
+  _globals['_PRIORITY']._serialized_end=3075
+  _globals['_IMAGERESPONSEFORMAT']._serialized_start=3077
+  _globals['_IMAGERESPONSEFORMAT']._serialized_end=3204
+  _globals['_WEBHOOKEVENTS']._serialized_start=3206
+  _globals['_WEBHOOKEVENTS']._serialized_end=3306
+  _globals['_WEBHOOK']._serialized_start=101
+  _globals['_WEBHOOK']._serialized_end=171
+  _globals['_STOREDMEDIA']._serialized_start=174
+  _globals['_STOREDMEDIA']._serialized_end=339
+  _globals['_IMAGESPEC']._serialized_start=342
+  _globals['_IMAGESPEC']._serialized_end=584
+  _globals['_VIDEOSPEC']._serialized_start=587
+  _globals['_VIDEOSPEC']._serialized_end=743
+  _globals['_CHATMESSAGE']._serialized_start=745
+  _globals['_CHATMESSAGE']._serialized_end=801
+  _globals['_TEXTSPEC']._serialized_start=804
+  _globals['_TEXTSPEC']._serialized_end=964
+  _globals['_PROVIDERCREDENTIALS']._serialized_start=966
+  _globals['_PROVIDERCREDENTIALS']._serialized_end=1072
+  _globals['_TASKERROR']._serialized_start=1074
+  _globals['_TASKERROR']._serialized_end=1185
+  _globals['_GENERATEDIMAGE']._serialized_start=1188
+  _globals['_GENERATEDIMAGE']._serialized_end=1330
+  _globals['_GENERATEDVIDEO']._serialized_start=1332
+  _globals['_GENERATEDVIDEO']._serialized_end=1451
+  _globals['_TASKRESULT']._serialized_start=1454
+  _globals['_TASKRESULT']._serialized_end=1617
+  _globals['_USAGE']._serialized_start=1619
+  _globals['_USAGE']._serialized_end=1732
+  _globals['_TASK']._serialized_start=1735
+  _globals['_TASK']._serialized_end=2652
+  _globals['_TASK_LABELSENTRY']._serialized_start=2599
+  _globals['_TASK_LABELSENTRY']._serialized_end=2644
 # @@protoc_insertion_point(module_scope)

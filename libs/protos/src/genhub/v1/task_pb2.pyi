@@ -146,6 +146,102 @@ IMAGE_RESPONSE_FORMAT_B64_JSON: ImageResponseFormat.ValueType  # 2
 """Base64-encoded bytes in GeneratedImage.b64_data."""
 Global___ImageResponseFormat: _TypeAlias = ImageResponseFormat  # noqa: Y015
 
+class _WebhookEvents:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WebhookEventsEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WebhookEvents.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WEBHOOK_EVENTS_UNSPECIFIED: _WebhookEvents.ValueType  # 0
+    """Not set; treated as WEBHOOK_EVENTS_TERMINAL."""
+    WEBHOOK_EVENTS_TERMINAL: _WebhookEvents.ValueType  # 1
+    """Only the final status: succeeded, failed or cancelled."""
+    WEBHOOK_EVENTS_ALL: _WebhookEvents.ValueType  # 2
+    """Every status change (queued, running, ... and the final one)."""
+
+class WebhookEvents(_WebhookEvents, metaclass=_WebhookEventsEnumTypeWrapper):
+    """WebhookEvents selects which status changes a task's webhook receives."""
+
+WEBHOOK_EVENTS_UNSPECIFIED: WebhookEvents.ValueType  # 0
+"""Not set; treated as WEBHOOK_EVENTS_TERMINAL."""
+WEBHOOK_EVENTS_TERMINAL: WebhookEvents.ValueType  # 1
+"""Only the final status: succeeded, failed or cancelled."""
+WEBHOOK_EVENTS_ALL: WebhookEvents.ValueType  # 2
+"""Every status change (queued, running, ... and the final one)."""
+Global___WebhookEvents: _TypeAlias = WebhookEvents  # noqa: Y015
+
+@_typing.final
+class Webhook(_message.Message):
+    """Webhook is where GenHub posts a task's status changes, signed per the Standard Webhooks
+    scheme (webhook-id, webhook-timestamp, webhook-signature); see docs/webhooks.md.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """The receiver: an http(s) URL on a public address. A redirect counts as a failed delivery."""
+    events: Global___WebhookEvents.ValueType
+    """Which changes are posted."""
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        events: Global___WebhookEvents.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Webhook: _TypeAlias = Webhook  # noqa: Y015
+
+@_typing.final
+class StoredMedia(_message.Message):
+    """StoredMedia is a generated file kept in GenHub's media store (never the bytes)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDIA_ID_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    URL_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    media_id: _builtins.str
+    """Opaque, URL-safe id; GET /api/v1/media/{media_id} serves it with a signed URL."""
+    key: _builtins.str
+    """Object key in the bucket (or local folder)."""
+    size_bytes: _builtins.int
+    """Size in bytes."""
+    sha256: _builtins.str
+    """SHA-256 of the bytes, lowercase hex."""
+    duration_seconds: _builtins.float
+    """Length in seconds, for videos (0 when unknown)."""
+    @_builtins.property
+    def url_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the url next to this reference stops working; read the task again for a fresh one."""
+
+    def __init__(
+        self,
+        *,
+        media_id: _builtins.str = ...,
+        key: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+        duration_seconds: _builtins.float = ...,
+        url_expire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["url_expire_time", b"url_expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_seconds", b"duration_seconds", "key", b"key", "media_id", b"media_id", "sha256", b"sha256", "size_bytes", b"size_bytes", "url_expire_time", b"url_expire_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoredMedia: _TypeAlias = StoredMedia  # noqa: Y015
+
 @_typing.final
 class ImageSpec(_message.Message):
     """ImageSpec describes an image generation."""
@@ -363,22 +459,33 @@ class TaskError(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     RETRYABLE_FIELD_NUMBER: _builtins.int
+    ERROR_CLASS_FIELD_NUMBER: _builtins.int
+    PROVIDER_REQUEST_ID_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """Stable machine-readable code, e.g. "PROVIDER_RATE_LIMITED", "EMPTY_RESULT"."""
     message: _builtins.str
     """Human-readable explanation; never contains secrets."""
     retryable: _builtins.bool
     """Whether retrying could succeed."""
+    error_class: _builtins.str
+    """Why a provider call failed, in GenHub's terms: "rate_limited", "quota_exhausted", "auth",
+    "invalid_parameter", "content_refused", "provider_unavailable", "timeout", "empty_result",
+    "job_failed", "bad_output"; empty for failures that are not a provider's.
+    """
+    provider_request_id: _builtins.str
+    """The provider's request id of the failed call, for support tickets; empty if it gave none."""
     def __init__(
         self,
         *,
         code: _builtins.str = ...,
         message: _builtins.str = ...,
         retryable: _builtins.bool = ...,
+        error_class: _builtins.str = ...,
+        provider_request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "retryable", b"retryable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "error_class", b"error_class", "message", b"message", "provider_request_id", b"provider_request_id", "retryable", b"retryable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -395,6 +502,7 @@ class GeneratedImage(_message.Message):
     MIME_TYPE_FIELD_NUMBER: _builtins.int
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
+    MEDIA_FIELD_NUMBER: _builtins.int
     url: _builtins.str
     """Where to fetch it (may be a data: URL for inline media)."""
     b64_data: _builtins.str
@@ -405,6 +513,12 @@ class GeneratedImage(_message.Message):
     """Width in pixels, when known."""
     height: _builtins.int
     """Height in pixels, when known."""
+    @_builtins.property
+    def media(self) -> Global___StoredMedia:
+        """The stored copy, when GenHub keeps the file in its media store (url is then a signed,
+        time-limited URL to it).
+        """
+
     def __init__(
         self,
         *,
@@ -413,10 +527,11 @@ class GeneratedImage(_message.Message):
         mime_type: _builtins.str = ...,
         width: _builtins.int = ...,
         height: _builtins.int = ...,
+        media: Global___StoredMedia | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["media", b"media"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["b64_data", b"b64_data", "height", b"height", "mime_type", b"mime_type", "url", b"url", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["b64_data", b"b64_data", "height", b"height", "media", b"media", "mime_type", b"mime_type", "url", b"url", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -431,22 +546,28 @@ class GeneratedVideo(_message.Message):
     URL_FIELD_NUMBER: _builtins.int
     MIME_TYPE_FIELD_NUMBER: _builtins.int
     DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    MEDIA_FIELD_NUMBER: _builtins.int
     url: _builtins.str
     """Where to fetch it (may be a data: URL for inline media)."""
     mime_type: _builtins.str
     """Media type, e.g. "video/mp4"."""
     duration_seconds: _builtins.int
     """Length in seconds."""
+    @_builtins.property
+    def media(self) -> Global___StoredMedia:
+        """The stored copy, when GenHub keeps the file in its media store."""
+
     def __init__(
         self,
         *,
         url: _builtins.str = ...,
         mime_type: _builtins.str = ...,
         duration_seconds: _builtins.int = ...,
+        media: Global___StoredMedia | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["media", b"media"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_seconds", b"duration_seconds", "mime_type", b"mime_type", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_seconds", b"duration_seconds", "media", b"media", "mime_type", b"mime_type", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -580,6 +701,7 @@ class Task(_message.Message):
     START_TIME_FIELD_NUMBER: _builtins.int
     FINISH_TIME_FIELD_NUMBER: _builtins.int
     REQUEST_CREDENTIALS_FIELD_NUMBER: _builtins.int
+    WEBHOOK_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Opaque, URL-safe, time-ordered identifier."""
     user_id: _builtins.str
@@ -648,6 +770,10 @@ class Task(_message.Message):
     def finish_time(self) -> _timestamp_pb2.Timestamp:
         """When it reached a terminal state."""
 
+    @_builtins.property
+    def webhook(self) -> Global___Webhook:
+        """Where its status changes are posted, if anywhere."""
+
     def __init__(
         self,
         *,
@@ -673,10 +799,11 @@ class Task(_message.Message):
         start_time: _timestamp_pb2.Timestamp | None = ...,
         finish_time: _timestamp_pb2.Timestamp | None = ...,
         request_credentials: _builtins.bool = ...,
+        webhook: Global___Webhook | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "image", b"image", "result", b"result", "spec", b"spec", "start_time", b"start_time", "text", b"text", "update_time", b"update_time", "usage", b"usage", "video", b"video"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "image", b"image", "result", b"result", "spec", b"spec", "start_time", b"start_time", "text", b"text", "update_time", b"update_time", "usage", b"usage", "video", b"video", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "idempotency_key", b"idempotency_key", "image", b"image", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "provider_job_id", b"provider_job_id", "request_credentials", b"request_credentials", "result", b"result", "spec", b"spec", "start_time", b"start_time", "status", b"status", "task_id", b"task_id", "text", b"text", "type", b"type", "update_time", b"update_time", "usage", b"usage", "user_id", b"user_id", "video", b"video"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "idempotency_key", b"idempotency_key", "image", b"image", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "provider_job_id", b"provider_job_id", "request_credentials", b"request_credentials", "result", b"result", "spec", b"spec", "start_time", b"start_time", "status", b"status", "task_id", b"task_id", "text", b"text", "type", b"type", "update_time", b"update_time", "usage", b"usage", "user_id", b"user_id", "video", b"video", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_spec: _TypeAlias = _typing.Literal["image", "video", "text"]  # noqa: Y015
     _WhichOneofArgType_spec: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015

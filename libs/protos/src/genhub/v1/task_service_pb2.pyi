@@ -55,6 +55,7 @@ class CreateImageTaskRequest(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     WAIT_FIELD_NUMBER: _builtins.int
     CREDENTIALS_FIELD_NUMBER: _builtins.int
+    WEBHOOK_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
     """Provider to run it, e.g. "demo"."""
     model: _builtins.str
@@ -81,6 +82,10 @@ class CreateImageTaskRequest(_message.Message):
     def credentials(self) -> _task_pb2.ProviderCredentials:
         """Credentials for this task only, instead of the provider's configured ones."""
 
+    @_builtins.property
+    def webhook(self) -> _task_pb2.Webhook:
+        """Post the task's status changes to this receiver (see docs/webhooks.md)."""
+
     def __init__(
         self,
         *,
@@ -93,10 +98,11 @@ class CreateImageTaskRequest(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         wait: _duration_pb2.Duration | None = ...,
         credentials: _task_pb2.ProviderCredentials | None = ...,
+        webhook: _task_pb2.Webhook | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "image", b"image", "wait", b"wait"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "image", b"image", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "idempotency_key", b"idempotency_key", "image", b"image", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "user_id", b"user_id", "wait", b"wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "idempotency_key", b"idempotency_key", "image", b"image", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "user_id", b"user_id", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -161,6 +167,7 @@ class CreateVideoTaskRequest(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     WAIT_FIELD_NUMBER: _builtins.int
     CREDENTIALS_FIELD_NUMBER: _builtins.int
+    WEBHOOK_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
     """Provider to run it."""
     model: _builtins.str
@@ -187,6 +194,10 @@ class CreateVideoTaskRequest(_message.Message):
     def credentials(self) -> _task_pb2.ProviderCredentials:
         """Credentials for this task only, instead of the provider's configured ones."""
 
+    @_builtins.property
+    def webhook(self) -> _task_pb2.Webhook:
+        """Post the task's status changes to this receiver (see docs/webhooks.md)."""
+
     def __init__(
         self,
         *,
@@ -199,10 +210,11 @@ class CreateVideoTaskRequest(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         wait: _duration_pb2.Duration | None = ...,
         credentials: _task_pb2.ProviderCredentials | None = ...,
+        webhook: _task_pb2.Webhook | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "video", b"video", "wait", b"wait"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "video", b"video", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "idempotency_key", b"idempotency_key", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "user_id", b"user_id", "video", b"video", "wait", b"wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "idempotency_key", b"idempotency_key", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "user_id", b"user_id", "video", b"video", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -267,6 +279,7 @@ class CreateTextTaskRequest(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     WAIT_FIELD_NUMBER: _builtins.int
     CREDENTIALS_FIELD_NUMBER: _builtins.int
+    WEBHOOK_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
     """Provider to run it."""
     model: _builtins.str
@@ -293,6 +306,10 @@ class CreateTextTaskRequest(_message.Message):
     def credentials(self) -> _task_pb2.ProviderCredentials:
         """Credentials for this task only, instead of the provider's configured ones."""
 
+    @_builtins.property
+    def webhook(self) -> _task_pb2.Webhook:
+        """Post the task's status changes to this receiver (see docs/webhooks.md)."""
+
     def __init__(
         self,
         *,
@@ -305,10 +322,11 @@ class CreateTextTaskRequest(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         wait: _duration_pb2.Duration | None = ...,
         credentials: _task_pb2.ProviderCredentials | None = ...,
+        webhook: _task_pb2.Webhook | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "text", b"text", "wait", b"wait"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "text", b"text", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "idempotency_key", b"idempotency_key", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "text", b"text", "user_id", b"user_id", "wait", b"wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "idempotency_key", b"idempotency_key", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "text", b"text", "user_id", b"user_id", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

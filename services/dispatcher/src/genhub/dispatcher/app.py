@@ -1,21 +1,24 @@
-"""Dispatcher composition root: provider adapter, task-store client, RabbitMQ, worker, sweeper."""
+"""Dispatcher composition root: provider adapter, task-store client, task queue, worker, hooks."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-import aio_pika
-
-from genhub.common import metrics, store_client
+from genhub.common import store_client
+from genhub.common.amqp_queue import AmqpTaskQueue
+from genhub.common.metrics import start_metrics_server
 from genhub.common.provider_client import ProviderStoreClient
 from genhub.common.secrets import SecretBox
 from genhub.common.server import Server, wait_for_signal
 from genhub.dispatcher.config import DispatcherSettings
 from genhub.dispatcher.credentials import ConfigWatcher
-from genhub.dispatcher.sweeper import Sweeper
+from genhub.dispatcher.handler import TaskHandler
+from genhub.dispatcher.hooks import Hooks, WorkerHook
+from genhub.dispatcher.log_hook import LogHook
+from genhub.dispatcher.metrics import MetricsHook
 from genhub.dispatcher.worker import Worker
 from genhub.providers.sdk import Provider, load_provider
 from genhub.v1 import provider_pb2
@@ -37,12 +40,13 @@ def declared_provider(provider: Provider) -> provider_pb2.Provider:
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: DispatcherSettings, provider: Provider | None = None
+    settings: DispatcherSettings,
+    provider: Provider | None = None,
+    extra_hooks: Sequence[WorkerHook] = (),
 ) -> AsyncIterator[Worker]:
-    """Run a worker (and its sweeper) for ``settings.provider``; drains on exit."""
+    """Run a worker for ``settings.provider``; drains on exit."""
     adapter = provider or load_provider(settings.provider)
-    connection = await aio_pika.connect_robust(settings.amqp_url.get_secret_value(), timeout=10)
-    sweeper_task: asyncio.Task[None] | None = None
+    queue = await AmqpTaskQueue.connect(settings.amqp_url.get_secret_value())
     try:
         async with store_client.connect(settings.taskstore_addr) as store:
             await store.put_provider(declared_provider(adapter))
@@ -53,15 +57,10 @@ async def running(
                 SecretBox.from_setting(settings.secrets_keys.get_secret_value()),
             )
             await config.refresh()
-            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            worker = Worker(settings, adapter, store, channel, config)
+            hooks = Hooks([MetricsHook(adapter.name), LogHook(), *extra_hooks])
+            handler = TaskHandler(settings, adapter, store, config, hooks)
+            worker = Worker(queue, adapter.name, handler, settings.concurrency)
             await worker.start()
-            sweeper = Sweeper(
-                settings,
-                store,
-                await connection.channel(publisher_confirms=True, on_return_raises=True),
-            )
-            sweeper_task = asyncio.create_task(sweeper.run_forever())
             config_task = asyncio.create_task(config.run_forever(settings.config_refresh_seconds))
             log.info(
                 "worker consuming",
@@ -70,13 +69,12 @@ async def running(
             try:
                 yield worker
             finally:
-                for background in (sweeper_task, config_task):
-                    background.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await background
+                config_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await config_task
                 await worker.drain(settings.drain_grace_seconds)
     finally:
-        await connection.close()
+        await queue.close()
         await adapter.aclose()
 
 
@@ -88,13 +86,12 @@ async def serve(
     A health-only gRPC server on ``health_listen`` reports NOT_SERVING while the worker
     connects, SERVING while it consumes, and NOT_SERVING again while it drains.
     """
-    exporter = metrics.start_metrics_server(settings.metrics_listen)
+    exporter = start_metrics_server(settings.metrics_listen)
     health = Server([])
     health.bind(settings.health_listen)
     await health.start()
     try:
         async with running(settings):
-            metrics.WORKER_CONCURRENCY_LIMIT.labels(settings.provider).set(settings.concurrency)
             await health.mark_serving()
             await stop()
             # No shutdown delay: nothing routes calls to a worker; it stops taking messages now.

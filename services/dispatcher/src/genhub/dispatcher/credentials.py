@@ -7,16 +7,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from typing import Protocol
 
 from genhub.common.errors import GenHubError, NotFound
-from genhub.common.provider_client import ProviderStoreClient, open_credentials
+from genhub.common.provider_client import open_credentials
 from genhub.common.secrets import SecretBox
-from genhub.common.store_client import TaskStoreClient
 from genhub.providers.sdk import CallConfig, PermanentError
 from genhub.store.v1 import provider_store_pb2
 from genhub.v1 import provider_pb2
 
 log = logging.getLogger(__name__)
+
+
+class ProviderCatalogues(Protocol):
+    """Where the merged catalogues are read (task-store)."""
+
+    async def list_providers(self) -> list[provider_pb2.Provider]:
+        """Every stored provider."""
+        ...
+
+
+class ProviderConfigs(Protocol):
+    """Where stored provider configurations are read (task-store)."""
+
+    async def get_config(self, name: str) -> provider_store_pb2.StoredProviderConfig:
+        """A provider's stored configuration; NotFound when none."""
+        ...
 
 
 class ConfigWatcher:
@@ -25,8 +41,8 @@ class ConfigWatcher:
     def __init__(
         self,
         provider: str,
-        store: TaskStoreClient,
-        configs: ProviderStoreClient,
+        store: ProviderCatalogues,
+        configs: ProviderConfigs,
         box: SecretBox | None,
     ) -> None:
         self._provider = provider

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genhub.providers.sdk import Finished, RetryableError
+from genhub.providers.sdk import EmptyResult, Finished
 from genhub.v1 import task_pb2
 
 
@@ -17,6 +17,6 @@ def check_output(task: task_pb2.Task, finished: Finished) -> None:
     else:
         empty = not result.text.strip()
     if empty:
-        raise RetryableError(
+        raise EmptyResult(
             f"provider returned no {kind} output", code="EMPTY_RESULT", job_failed=True
         )

@@ -8,6 +8,7 @@ from genhub.common.logging import configure_logging
 from genhub.common.settings import load_settings
 from genhub.gateway.app import serve
 from genhub.gateway.config import GatewaySettings
+from genhub.media import MediaSettings
 
 
 def main() -> None:
@@ -19,7 +20,7 @@ def main() -> None:
         file=settings.log_file,
         retention_days=settings.log_retention_days,
     )
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, load_settings(MediaSettings)))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Gateway composition root: task-store client, RabbitMQ publisher, Redis watcher, gRPC server,
-and the REST/JSON server in front of it."""
+"""Gateway composition root: task-store client, Redis watcher, gRPC server, and the REST/JSON
+server in front of it. The gateway publishes nothing itself: task-store does, from its outbox."""
 
 from __future__ import annotations
 
@@ -15,14 +15,16 @@ from genhub.common.provider_client import ProviderStoreClient
 from genhub.common.secrets import SecretBox
 from genhub.common.server import Server, wait_for_signal
 from genhub.common.user_store_client import UserStoreClient
+from genhub.egress import EgressPolicy
 from genhub.gateway.catalogue import Catalogue
 from genhub.gateway.config import GatewaySettings
 from genhub.gateway.provider_servicer import ProviderServicer
-from genhub.gateway.publisher import TaskPublisher
 from genhub.gateway.rest import server as rest_server
+from genhub.gateway.rest.media_route import media_route
 from genhub.gateway.servicer import TaskServicer
 from genhub.gateway.users import UserServicer
 from genhub.gateway.watcher import TaskWatcher
+from genhub.media import MediaSettings, build_store
 from genhub.v1 import (
     provider_service_pb2,
     provider_service_pb2_grpc,
@@ -44,14 +46,17 @@ SERVICE_NAMES = [
 async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]]:
     """Start the gateway; yields the server and its port, stops it on exit."""
     redis = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=2)
-    publisher = TaskPublisher(settings.amqp_url.get_secret_value())
     async with store_client.connect(settings.taskstore_addr) as store:
         server = Server(SERVICE_NAMES)
         box = SecretBox.from_setting(settings.secrets_keys.get_secret_value())
         catalogue = Catalogue(store, settings.catalogue_ttl_seconds)
         task_service_pb2_grpc.add_TaskServiceServicer_to_server(
             TaskServicer(
-                store, publisher, catalogue, TaskWatcher(store, redis, settings.events_prefix), box
+                store,
+                catalogue,
+                TaskWatcher(store, redis, settings.events_prefix),
+                box,
+                EgressPolicy.from_setting(settings.egress_allow),
             ),
             server.grpc,
         )
@@ -63,31 +68,37 @@ async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]
         port = server.bind(settings.gateway_listen)
         try:
             await server.start()
-            await publisher.connect()
             await providers.reencrypt_stored_secrets()
             await server.mark_serving()
             log.info("gateway serving", extra={"port": port})
             yield server, port
         finally:
             await server.stop()
-            await publisher.close()
             await redis.aclose()
 
 
 async def serve(
-    settings: GatewaySettings, stop: Callable[[], Awaitable[None]] = wait_for_signal
+    settings: GatewaySettings,
+    media: MediaSettings | None = None,
+    stop: Callable[[], Awaitable[None]] = wait_for_signal,
 ) -> None:
     """Run until ``stop`` returns (SIGTERM/SIGINT); then report NOT_SERVING for
     ``shutdown_delay_seconds`` while still answering, stop REST (unless ``rest_listen`` is
-    empty), then gRPC."""
+    empty), then gRPC. With a local-folder media store, REST also serves
+    ``GET /api/v1/media/{media_id}``."""
     metrics = start_metrics_server(settings.metrics_listen)
     try:
-        async with (
-            running(settings) as (server, port),
-            rest_server.running(
-                settings, rest_server.loopback_target(settings.gateway_listen, port)
-            ),
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            routes = []
+            if media is not None and media.media_backend == "local":
+                store = build_store(media, fetch=False)
+                stack.push_async_callback(store.aclose)
+                signer = media.signer()
+                assert signer is not None  # MediaSettings requires keys for the local backend
+                routes.append(media_route(store, signer))
+            server, port = await stack.enter_async_context(running(settings))
+            target = rest_server.loopback_target(settings.gateway_listen, port)
+            await stack.enter_async_context(rest_server.running(settings, target, routes))
             await stop()
             await server.drain(settings.shutdown_delay_seconds)
     finally:

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from genhub.common.settings import ALL_INTERFACES, InfraSettings, ListenAddress
+from genhub.egress import EgressPolicy
 
 
 class GatewaySettings(InfraSettings):
@@ -28,6 +29,15 @@ class GatewaySettings(InfraSettings):
     rest_docs: bool = True
     rest_call_timeout_seconds: float = Field(default=120.0, gt=0)
     rest_sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # Egress exceptions for user-supplied URLs (CIDRs, host names; see genhub.egress): e.g.
+    # "127.0.0.0/8" where test fakes serve reference images. Empty: public addresses only.
+    egress_allow: str = ""
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _egress(cls, value: str) -> str:
+        EgressPolicy.from_setting(value)  # ValueError names the bad entry
+        return value
 
     @field_validator("rest_cors_origins", mode="before")
     @classmethod

@@ -9,21 +9,15 @@ from typing import Any
 import grpc
 
 from genhub.common import logging as glog
-from genhub.common.errors import (
-    BrokerError,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    Unavailable,
-)
+from genhub.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from genhub.common.provider_client import seal_credentials
 from genhub.common.secrets import SecretBox
 from genhub.common.store_client import TaskStoreClient
-from genhub.common.topology import TaskMessage
+from genhub.common.task_states import TERMINAL
+from genhub.egress import EgressPolicy, Resolver
 from genhub.gateway import validation
 from genhub.gateway.catalogue import Catalogue
-from genhub.gateway.publisher import TaskPublisher
-from genhub.gateway.watcher import TERMINAL, TaskWatcher
+from genhub.gateway.watcher import TaskWatcher
 from genhub.store.v1 import task_store_pb2
 from genhub.v1 import task_pb2, task_service_pb2, task_service_pb2_grpc
 
@@ -41,18 +35,20 @@ _KINDS: dict[str, tuple[task_pb2.TaskType.ValueType, Callable[..., None]]] = {
 
 
 class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
-    """Implements genhub.v1.TaskService over task-store, RabbitMQ and Redis events."""
+    """Implements genhub.v1.TaskService over task-store and Redis events."""
 
     def __init__(
         self,
         store: TaskStoreClient,
-        publisher: TaskPublisher,
         catalogue: Catalogue,
         watcher: TaskWatcher,
         box: SecretBox | None,
+        egress: EgressPolicy | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
+        self._egress = egress or EgressPolicy()
+        self._resolver = resolver
         self._store = store
-        self._publisher = publisher
         self._catalogue = catalogue
         self._watcher = watcher
         self._box = box
@@ -85,6 +81,11 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             v.add(kind, "is required")
         model = await self._model(request, task_type, v)
         check(v, getattr(request, kind), model)
+        if request.HasField("webhook"):
+            validation.check_webhook(v, request.webhook)
+        await validation.check_remote_urls(
+            v, validation.remote_urls(request, kind), self._egress, self._resolver
+        )
         task = self._new_task(request, task_type, v)
         getattr(task, kind).CopyFrom(getattr(request, kind))
         return await self._create(task, request)
@@ -122,15 +123,16 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             model=request.model,
             priority=request.priority or S.PRIORITY_DEFAULT,
             labels=request.labels,
+            webhook=request.webhook if request.HasField("webhook") else None,
         )
 
     async def _create(self, task: task_pb2.Task, request: Any) -> task_pb2.Task:
         sealed = self._seal_credentials(request.credentials)
         task.request_credentials = bool(sealed)
-        stored, created = await self._store.insert(task)
+        # One call: task-store stores the task as queued and publishes its message (its
+        # outbox makes the two one write), so nothing here can leave a task unpublished.
+        stored, _ = await self._store.create(task, sealed)
         glog.task_id.set(stored.task_id)
-        if created:
-            stored = await self._enqueue(stored, sealed)
         wait = request.wait.seconds + request.wait.nanos / 1e9
         if wait > 0 and stored.status not in TERMINAL:
             stored = await self._watcher.wait_finished(stored.task_id, wait)
@@ -146,36 +148,12 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             )
         return seal_credentials(self._box, credentials)
 
-    async def _enqueue(self, task: task_pb2.Task, sealed: str) -> task_pb2.Task:
-        # Publish first, then record queued: a crash in between leaves a pending task, which the
-        # sweeper re-publishes; never a queued task without a message.
-        try:
-            await self._publisher.publish(
-                task.provider, TaskMessage(task.task_id, credentials=sealed), priority=task.priority
-            )
-        except BrokerError as exc:
-            log.warning("task left pending for the sweeper: %s", exc)
-            return task
-        try:
-            queued, _ = await self._store.transition(
-                task.task_id, [S.TASK_STATUS_PENDING], S.TASK_STATUS_QUEUED
-            )
-            return queued
-        except FailedPrecondition:
-            # A worker already took it (pending -> running); report what it is now.
-            current, _ = await self._store.get(task.task_id)
-            return current
-        except Unavailable as exc:
-            # Published, so it will run: answering an error would invite a duplicate create.
-            log.warning("task published but not marked queued: %s", exc)
-            return task
-
     async def GetTask(
         self, request: task_service_pb2.GetTaskRequest, context: Context
     ) -> task_service_pb2.GetTaskResponse:
         """Return a task."""
         _require_task_id(request.task_id)
-        task, _ = await self._store.get(request.task_id)
+        task = await self._store.get(request.task_id)
         return task_service_pb2.GetTaskResponse(task=task)
 
     async def ListTasks(
@@ -277,7 +255,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
 
     async def _image(self, task_id: str) -> task_pb2.Task:
         _require_task_id(task_id)
-        task, _ = await self._store.get(task_id)
+        task = await self._store.get(task_id)
         if task.type != S.TASK_TYPE_IMAGE:
             raise NotFound(
                 f"image {task_id} not found: task {task_id} is not an image task",
@@ -290,23 +268,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     ) -> task_service_pb2.CancelTaskResponse:
         """Cancel an unfinished task; FAILED_PRECONDITION once it has finished."""
         _require_task_id(request.task_id)
-        for _ in range(5):  # the task may move between our read and our write
-            task, _ = await self._store.get(request.task_id)
-            if task.status in TERMINAL:
-                raise FailedPrecondition(
-                    f"task {task.task_id} already finished ({S.TaskStatus.Name(task.status)}); "
-                    "only pending, queued or running tasks can be cancelled",
-                    reason="TASK_FINISHED",
-                    metadata={"status": S.TaskStatus.Name(task.status)},
-                )
-            try:
-                cancelled, _ = await self._store.transition(
-                    task.task_id, [task.status], S.TASK_STATUS_CANCELLED
-                )
-            except FailedPrecondition:
-                continue
-            return task_service_pb2.CancelTaskResponse(task=cancelled)
-        raise FailedPrecondition("task kept changing; retry the cancel", reason="CONTENDED")
+        return task_service_pb2.CancelTaskResponse(task=await self._store.cancel(request.task_id))
 
     async def WatchTask(
         self, request: task_service_pb2.WatchTaskRequest, context: Context

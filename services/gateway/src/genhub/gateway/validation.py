@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
+from typing import Any
 
 from google.protobuf import duration_pb2
 
 from genhub.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from genhub.egress import EgressPolicy, EgressRefused, Resolver, check_url
 from genhub.v1 import provider_pb2, task_pb2
 
 DEFAULT_MAX_PROMPT_CHARS = 10_000
@@ -95,17 +96,78 @@ def _check_choice(v: Violations, path: str, value: str, allowed: list[str]) -> N
         v.add(path, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
 
 
+# Reference images: https or inline data: only. Webhooks: http(s). Both: public addresses only
+# (genhub.egress); names are resolved and checked by check_remote_urls.
+_MEDIA_URLS = EgressPolicy(schemes=frozenset({"https"}))
+_WEBHOOK_URLS = EgressPolicy()
+
+
+def _check_url_syntax(v: Violations, path: str, url: str, policy: EgressPolicy, usage: str) -> None:
+    try:
+        policy.parse(url)
+    except EgressRefused as exc:
+        if exc.reason.startswith("points at"):
+            v.add(path, f"{exc.reason}; only public addresses are allowed")
+        else:
+            v.add(path, usage)
+
+
 def _check_media_url(v: Violations, path: str, url: str) -> None:
-    # Only https and inline data: URLs; plain http and other schemes could reach internal hosts.
     if url.startswith("data:image/"):
         return
-    try:
-        parsed = urlparse(url)
-        host = parsed.hostname
-    except ValueError:  # e.g. a broken IPv6 literal
-        host = None
-    if not host or parsed.scheme != "https":
-        v.add(path, "must be an https:// URL or a data:image/... URL")
+    _check_url_syntax(v, path, url, _MEDIA_URLS, "must be an https:// URL or a data:image/... URL")
+
+
+def check_webhook(v: Violations, webhook: task_pb2.Webhook) -> None:
+    """Rules for a create request's webhook (the URL's addresses: ``check_remote_urls``)."""
+    if not webhook.url:
+        v.add("webhook.url", "is required when webhook is given")
+    elif len(webhook.url) > 2048:
+        v.add("webhook.url", "is longer than 2048 characters")
+    else:
+        _check_url_syntax(v, "webhook.url", webhook.url, _WEBHOOK_URLS, "must be an http(s):// URL")
+    if webhook.events not in task_pb2.WebhookEvents.values():
+        v.add("webhook.events", "must be WEBHOOK_EVENTS_TERMINAL or WEBHOOK_EVENTS_ALL")
+
+
+def remote_urls(request: Any, kind: str) -> list[tuple[str, str]]:
+    """(field path, URL) of every URL in a create request that GenHub or a provider will fetch
+    or call: reference images, the first frame, the webhook. data: URLs are not remote."""
+    urls: list[tuple[str, str]] = []
+    if kind == "image":
+        urls += [
+            (f"image.reference_images[{i}]", u)
+            for i, u in enumerate(request.image.reference_images)
+        ]
+    elif kind == "video" and request.video.first_frame_image:
+        urls.append(("video.first_frame_image", request.video.first_frame_image))
+    if request.HasField("webhook") and request.webhook.url:
+        urls.append(("webhook.url", request.webhook.url))
+    return [(path, url) for path, url in urls if not url.startswith("data:")]
+
+
+async def check_remote_urls(
+    v: Violations,
+    urls: list[tuple[str, str]],
+    allow: EgressPolicy,
+    resolver: Resolver | None = None,
+) -> None:
+    """Resolve each URL's host and refuse it when any address is loopback, private, link-local
+    or otherwise not public (unless ``allow`` lists it): a 400 naming the field instead of a
+    request forged against an internal service. URLs already reported are skipped."""
+    reported = {item.field for item in v.items}
+    for path, url in urls:
+        if path in reported:
+            continue
+        policy = EgressPolicy(
+            _WEBHOOK_URLS.schemes if path == "webhook.url" else _MEDIA_URLS.schemes,
+            allow.allowed_networks,
+            allow.allowed_hosts,
+        )
+        try:
+            await check_url(url, policy, resolver)
+        except EgressRefused as exc:
+            v.add(path, f"{exc.reason}; only public addresses are allowed")
 
 
 def check_common(

@@ -13,18 +13,11 @@ from redis.exceptions import RedisError
 from genhub.common.errors import NotFound
 from genhub.common.events import task_channel
 from genhub.common.store_client import TaskStoreClient
+from genhub.common.task_states import TERMINAL
 from genhub.v1 import task_pb2
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset(
-    {
-        task_pb2.TASK_STATUS_SUCCEEDED,
-        task_pb2.TASK_STATUS_FAILED,
-        task_pb2.TASK_STATUS_CANCELLED,
-        task_pb2.TASK_STATUS_EXPIRED,
-    }
-)
 # How often the store is read when no event arrives: covers lost events and Redis outages.
 FALLBACK_POLL_SECONDS = 1.0
 
@@ -54,7 +47,7 @@ class TaskWatcher:
                 subscribed = True
             except (RedisError, OSError) as exc:
                 log.warning("watching %s without events: %s", task_id, exc)
-            task, _ = await self._store.get(task_id)
+            task = await self._store.get(task_id)
             last = _key(task)
             yield task
             while task.status not in TERMINAL:
@@ -66,7 +59,7 @@ class TaskWatcher:
                 update = await self._next(pubsub if subscribed else None, timeout)
                 if update is None or update.status in TERMINAL:
                     # Terminal snapshots omit the result; read it, and poll when idle.
-                    task, _ = await self._store.get(task_id)
+                    task = await self._store.get(task_id)
                 elif update.status == task_pb2.TASK_STATUS_UNSPECIFIED:
                     raise NotFound(f"task {task_id} was deleted", metadata={"task_id": task_id})
                 else:
@@ -104,5 +97,5 @@ class TaskWatcher:
         async for task in self.changes(task_id, deadline=time.monotonic() + seconds):
             last = task
         if last is None or last.status not in TERMINAL:
-            last, _ = await self._store.get(task_id)
+            last = await self._store.get(task_id)
         return last

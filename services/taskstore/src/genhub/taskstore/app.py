@@ -1,15 +1,19 @@
-"""task-store composition root: MongoDB, Redis events, the gRPC server."""
+"""task-store composition root: MongoDB, RabbitMQ (the outbox relay), Redis events, the reaper,
+the gRPC server."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
 
+from genhub.common.amqp_queue import AmqpTaskQueue
 from genhub.common.events import EventPublisher
 from genhub.common.metrics import start_metrics_server
 from genhub.common.server import Server, wait_for_signal
@@ -21,15 +25,34 @@ from genhub.store.v1 import (
     user_store_pb2,
     user_store_pb2_grpc,
 )
+from genhub.taskstore import task_metrics
 from genhub.taskstore.config import TaskStoreSettings
+from genhub.taskstore.mongo import Database
+from genhub.taskstore.mongo_task_repository import MongoTaskRepository
+from genhub.taskstore.operations import Lifecycle, Transition
+from genhub.taskstore.outbox import Outbox
 from genhub.taskstore.provider_servicer import ProviderStoreServicer
 from genhub.taskstore.providers import ProviderRepository
-from genhub.taskstore.repository import TaskRepository
-from genhub.taskstore.servicer import TaskStoreServicer
+from genhub.taskstore.reaper import Reaper
+from genhub.taskstore.task_servicer import TaskStoreServicer
 from genhub.taskstore.user_servicer import UserStoreServicer
 from genhub.taskstore.users import UserRepository
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskStore:
+    """A running task-store: its server and port, and the parts tests drive directly."""
+
+    server: Server
+    port: int
+    lifecycle: Lifecycle
+    outbox: Outbox
+    reaper: Reaper
+    queue: AmqpTaskQueue
+
+
 SERVICE_NAMES = [
     task_store_pb2.DESCRIPTOR.services_by_name["TaskStoreService"].full_name,
     provider_store_pb2.DESCRIPTOR.services_by_name["ProviderStoreService"].full_name,
@@ -38,24 +61,58 @@ SERVICE_NAMES = [
 
 
 @contextlib.asynccontextmanager
-async def running(settings: TaskStoreSettings) -> AsyncIterator[tuple[Server, int]]:
-    """Start task-store; yields the server and its port, stops it on exit."""
+async def running(
+    settings: TaskStoreSettings, *, gated: bool | None = None
+) -> AsyncIterator[TaskStore]:
+    """Start task-store; yields it running, stops it on exit.
+
+    ``gated`` overrides the FerretDB write-gate detection (tests of the MongoDB path).
+    """
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         settings.mongo_url.get_secret_value(), tz_aware=True, serverSelectionTimeoutMS=5000
     )
     redis = aioredis.Redis.from_url(
         settings.redis_url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
     )
+    events = EventPublisher(redis, settings.events_prefix)
     server = Server(SERVICE_NAMES)
     port = server.bind(settings.taskstore_listen)
+    queue: AmqpTaskQueue | None = None
+    outbox: Outbox | None = None
+    background: list[asyncio.Task[None]] = []
     try:
-        repository = await TaskRepository.open(mongo, settings.mongo_db)
-        users = UserRepository(mongo[settings.mongo_db]["users"], repository.writing)
+        database = await Database.open(mongo, settings.mongo_db, gated=gated)
+        tasks = MongoTaskRepository(database)
+        await tasks.ensure_indexes()
+        users = UserRepository(database.collection("users"))
         await users.ensure_indexes()
-        providers = ProviderRepository(repository.providers, repository.writing)
+        providers = ProviderRepository(database.collection("providers"))
+        queue = await AmqpTaskQueue.connect(settings.amqp_url.get_secret_value())
+        outbox = Outbox(
+            tasks,
+            queue,
+            heartbeat_seconds=settings.relay_heartbeat_seconds,
+            dead_after_seconds=settings.relay_dead_seconds,
+        )
+        await outbox.start()
+        events.start()
+
+        async def announce(transition: Transition) -> None:
+            await events.task_changed(transition.task)
+
+        lifecycle = Lifecycle(tasks, outbox, [announce, task_metrics.observe])
+        reaper = Reaper(
+            lifecycle,
+            queue,
+            stale_queued_seconds=settings.stale_queued_seconds,
+            pending_grace_seconds=settings.pending_grace_seconds,
+        )
+        background = [
+            asyncio.create_task(outbox.run_forever()),
+            asyncio.create_task(reaper.run_forever(settings.reap_interval_seconds)),
+        ]
         task_store_pb2_grpc.add_TaskStoreServiceServicer_to_server(
-            TaskStoreServicer(repository, providers, EventPublisher(redis, settings.events_prefix)),
-            server.grpc,
+            TaskStoreServicer(lifecycle, providers), server.grpc
         )
         provider_store_pb2_grpc.add_ProviderStoreServiceServicer_to_server(
             ProviderStoreServicer(providers), server.grpc
@@ -66,9 +123,18 @@ async def running(settings: TaskStoreSettings) -> AsyncIterator[tuple[Server, in
         await server.start()
         await server.mark_serving()
         log.info("task-store serving", extra={"port": port, "database": settings.mongo_db})
-        yield server, port
+        yield TaskStore(server, port, lifecycle, outbox, reaper, queue)
     finally:
         await server.stop()
+        for job in background:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+        if outbox is not None:
+            await outbox.close()
+        if queue is not None:
+            await queue.close()
+        await events.close()
         await redis.aclose()
         await mongo.close()
 
@@ -80,9 +146,9 @@ async def serve(
     ``shutdown_delay_seconds`` while still answering, and stop."""
     metrics = start_metrics_server(settings.metrics_listen)
     try:
-        async with running(settings) as (server, _):
+        async with running(settings) as store:
             await stop()
-            await server.drain(settings.shutdown_delay_seconds)
+            await store.server.drain(settings.shutdown_delay_seconds)
     finally:
         if metrics is not None:
             metrics.close()

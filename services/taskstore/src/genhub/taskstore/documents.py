@@ -58,8 +58,9 @@ def dedupe_key(task: task_pb2.Task) -> str:
     return f"id:{task.task_id}"
 
 
-def to_document(task: task_pb2.Task, created: datetime) -> dict[str, Any]:
-    """A new task's document (status pending)."""
+def to_document(task: task_pb2.Task) -> dict[str, Any]:
+    """What a new task's document holds from the request; ``lifecycle.new_document`` adds the
+    lifecycle fields (status, attempts, run, lease, outbox, times)."""
     kind = task.WhichOneof("spec")
     return {
         "_id": task.task_id,
@@ -74,16 +75,12 @@ def to_document(task: task_pb2.Task, created: datetime) -> dict[str, Any]:
         "spec": _dict(getattr(task, kind)) if kind else {},
         "prompt": prompt_text(task),
         "labels": dict(task.labels),
-        "status": states.name(task_pb2.TASK_STATUS_PENDING),
-        "attempts": 0,
-        "run_id": "",
         "error": None,
         "result": None,
         "usage": None,
         "provider_job_id": "",
         "request_credentials": task.request_credentials,
-        "created_at": created,
-        "updated_at": created,
+        "webhook": _dict(task.webhook) if task.HasField("webhook") else None,
         "started_at": None,
         "finished_at": None,
     }
@@ -122,6 +119,8 @@ def from_document(doc: dict[str, Any]) -> task_pb2.Task:
         json_format.ParseDict(doc["result"], task.result)
     if doc.get("usage"):
         json_format.ParseDict(doc["usage"], task.usage)
+    if doc.get("webhook"):
+        json_format.ParseDict(doc["webhook"], task.webhook)
     for field, key in (
         ("create_time", "created_at"),
         ("update_time", "updated_at"),

@@ -9,21 +9,17 @@ One document per provider in the ``providers`` collection::
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from google.protobuf import json_format, timestamp_pb2
-from pymongo import ASCENDING, ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo import ASCENDING
 from pymongo.errors import PyMongoError
 
 from genhub.common.errors import NotFound, StoreError
 from genhub.store.v1 import provider_store_pb2
 from genhub.taskstore import documents
+from genhub.taskstore.mongo import Collection
 from genhub.v1 import provider_pb2
-
-Writing = Callable[[], AbstractAsyncContextManager[None]]
 
 
 def merged_provider(doc: dict[str, Any]) -> provider_pb2.Provider:
@@ -59,29 +55,22 @@ def _stored(doc: dict[str, Any]) -> provider_store_pb2.StoredProviderConfig:
 
 
 class ProviderRepository:
-    """Provider documents; every write goes through the store's write gate."""
+    """Provider documents (writes by ``_id`` through the database's write gate)."""
 
-    def __init__(self, collection: AsyncCollection[dict[str, Any]], writing: Writing) -> None:
+    def __init__(self, collection: Collection) -> None:
         self._providers = collection
-        self._writing = writing
 
     async def _update(
         self, name: str, update: dict[str, Any], *, upsert: bool = False
     ) -> dict[str, Any] | None:
         update.setdefault("$set", {})["updated_at"] = documents.now()
         try:
-            async with self._writing():
-                return await self._providers.find_one_and_update(
-                    {"_id": name}, update, upsert=upsert, return_document=ReturnDocument.AFTER
-                )
+            return await self._providers.find_one_and_update({"_id": name}, update, upsert=upsert)
         except PyMongoError as exc:
             raise StoreError(f"provider update failed: {exc}") from exc
 
     async def _get(self, name: str) -> dict[str, Any] | None:
-        try:
-            return await self._providers.find_one({"_id": name})
-        except PyMongoError as exc:
-            raise StoreError(f"provider read failed: {exc}") from exc
+        return await self._providers.find_one({"_id": name})
 
     async def put_declared(self, provider: provider_pb2.Provider) -> provider_pb2.Provider:
         """Store the catalogue a provider's workers declare; a new provider starts enabled."""

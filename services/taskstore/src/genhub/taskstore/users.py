@@ -8,12 +8,12 @@ the loser gets a duplicate-key error, answered as ALREADY_EXISTS.
 Ids come from ``genhub.common.ids.new_id()`` (48 bits of milliseconds and 80 random bits), so a
 deleted user's id is never handed out again. Deleting a user leaves their tasks alone.
 
-On FerretDB this repository serialises its writes behind one lock, as ``TaskRepository`` does
-(see its module docstring): concurrent writers thrash SQLite's lock, and FerretDB reports a
-unique-index conflict on an update as a generic error rather than a duplicate key. So an email
-change first looks for another owner of the address under that lock (exact, because task-store
-is the collection's only writer; run one replica on FerretDB); on MongoDB the unique index
-settles a race that slips past the look-up. Every other write is one operation by ``_id``, or an
+On FerretDB every write passes task-store's write gate (``mongo.py``): concurrent writers
+thrash SQLite's lock, and FerretDB reports a unique-index conflict on an update as a generic
+error rather than a duplicate key. So an email change first looks for another owner of the
+address while holding the gate (exact, because task-store is the collection's only writer; run
+one replica on FerretDB); on MongoDB the gate is a no-op and the unique index settles a race
+that slips past the look-up. Every other write is one operation by ``_id``, or an
 insert, which both servers refuse with a duplicate-key error when the email is taken.
 """
 
@@ -25,14 +25,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
-from pymongo import ASCENDING, ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from genhub.common.errors import AlreadyExists, InvalidArgument, NotFound, StoreError
 from genhub.common.ids import new_id
 from genhub.taskstore import documents
-from genhub.taskstore.providers import Writing
+from genhub.taskstore.mongo import Collection
 from genhub.v1 import user_service_pb2
 
 User = user_service_pb2.User
@@ -95,16 +94,13 @@ def from_document(doc: dict[str, Any]) -> user_service_pb2.User:
 class UserRepository:
     """Users in one MongoDB database."""
 
-    def __init__(self, collection: AsyncCollection[dict[str, Any]], writing: Writing) -> None:
-        # ``writing`` is task-store's one write gate (serialising writes on FerretDB, see
-        # repository.py), shared so every collection's compare-and-set goes through it.
+    def __init__(self, collection: Collection) -> None:
         self._users = collection
-        self._writing = writing
 
     async def ensure_indexes(self) -> None:
         """Create the unique email index (idempotent)."""
         try:
-            await self._users.create_index(
+            await self._users.raw.create_index(
                 [("email_key", ASCENDING)], unique=True, name=EMAIL_INDEX
             )
         except PyMongoError as exc:
@@ -125,8 +121,7 @@ class UserRepository:
             "updated_at": at,
         }
         try:
-            async with self._writing():
-                await self._users.insert_one(doc)
+            await self._users.insert_one(doc)
         except DuplicateKeyError:
             raise _taken(email) from None
         except PyMongoError as exc:
@@ -162,7 +157,7 @@ class UserRepository:
             else:
                 wanted["display_name"] = user.display_name
         try:
-            async with self._writing():
+            async with self._users.exclusive():
                 current = await self._users.find_one({"_id": user.user_id})
                 if current is None:
                     raise _not_found(user.user_id)
@@ -180,9 +175,7 @@ class UserRepository:
                         raise _taken(changes["email"])
                 changes["updated_at"] = documents.now()
                 doc = await self._users.find_one_and_update(
-                    {"_id": user.user_id},
-                    {"$set": changes},
-                    return_document=ReturnDocument.AFTER,
+                    {"_id": user.user_id}, {"$set": changes}
                 )
         except DuplicateKeyError:
             raise _taken(wanted["email"]) from None
@@ -195,11 +188,10 @@ class UserRepository:
     async def delete(self, user_id: str) -> None:
         """Remove a user (their tasks stay); NotFound when there is none."""
         try:
-            async with self._writing():
-                outcome = await self._users.delete_one({"_id": user_id})
+            deleted = await self._users.delete_one({"_id": user_id})
         except PyMongoError as exc:
             raise StoreError(f"delete user failed: {exc}") from exc
-        if outcome.deleted_count == 0:
+        if deleted is None:
             raise _not_found(user_id)
 
     async def _find_one(self, query: dict[str, Any]) -> dict[str, Any] | None:

@@ -7,9 +7,10 @@ from collections import abc as _abc
 from genhub.v1 import provider_pb2 as _provider_pb2
 from genhub.v1 import task_pb2 as _task_pb2
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
-from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -21,13 +22,62 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _SkipReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SkipReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SkipReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SKIP_REASON_UNSPECIFIED: _SkipReason.ValueType  # 0
+    """Not skipped: the task was claimed."""
+    SKIP_REASON_NOT_FOUND: _SkipReason.ValueType  # 1
+    """The task does not exist (deleted)."""
+    SKIP_REASON_FINISHED: _SkipReason.ValueType  # 2
+    """The task has finished (succeeded, failed or expired)."""
+    SKIP_REASON_CANCELLED: _SkipReason.ValueType  # 3
+    """The task was cancelled; a provider job it started (task.provider_job_id) should be cancelled."""
+    SKIP_REASON_LEASED: _SkipReason.ValueType  # 4
+    """Another run holds a live lease; try again after retry_after."""
+    SKIP_REASON_RUN_ENDED: _SkipReason.ValueType  # 5
+    """The run named by run_id is no longer the task's run (it was taken over or handed back)."""
+    SKIP_REASON_EXHAUSTED: _SkipReason.ValueType  # 6
+    """Runs kept dying with their workers until the attempts were used up; the task is failed now
+    and the message belongs in the dead-letter queue.
+    """
+
+class SkipReason(_SkipReason, metaclass=_SkipReasonEnumTypeWrapper):
+    """SkipReason says why a claim did not start or continue a run."""
+
+SKIP_REASON_UNSPECIFIED: SkipReason.ValueType  # 0
+"""Not skipped: the task was claimed."""
+SKIP_REASON_NOT_FOUND: SkipReason.ValueType  # 1
+"""The task does not exist (deleted)."""
+SKIP_REASON_FINISHED: SkipReason.ValueType  # 2
+"""The task has finished (succeeded, failed or expired)."""
+SKIP_REASON_CANCELLED: SkipReason.ValueType  # 3
+"""The task was cancelled; a provider job it started (task.provider_job_id) should be cancelled."""
+SKIP_REASON_LEASED: SkipReason.ValueType  # 4
+"""Another run holds a live lease; try again after retry_after."""
+SKIP_REASON_RUN_ENDED: SkipReason.ValueType  # 5
+"""The run named by run_id is no longer the task's run (it was taken over or handed back)."""
+SKIP_REASON_EXHAUSTED: SkipReason.ValueType  # 6
+"""Runs kept dying with their workers until the attempts were used up; the task is failed now
+and the message belongs in the dead-letter queue.
+"""
+Global___SkipReason: _TypeAlias = SkipReason  # noqa: Y015
+
 @_typing.final
-class InsertTaskRequest(_message.Message):
-    """InsertTaskRequest carries a new task."""
+class CreateTaskRequest(_message.Message):
+    """CreateTaskRequest carries a new task."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TASK_FIELD_NUMBER: _builtins.int
+    SEALED_CREDENTIALS_FIELD_NUMBER: _builtins.int
+    sealed_credentials: _builtins.str
+    """Per-request provider credentials, sealed by the gateway (a Fernet token). Carried in the
+    queue message only; never stored.
+    """
     @_builtins.property
     def task(self) -> _task_pb2.Task:
         """The task; the store assigns task_id, status and times."""
@@ -36,18 +86,19 @@ class InsertTaskRequest(_message.Message):
         self,
         *,
         task: _task_pb2.Task | None = ...,
+        sealed_credentials: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sealed_credentials", b"sealed_credentials", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___InsertTaskRequest: _TypeAlias = InsertTaskRequest  # noqa: Y015
+Global___CreateTaskRequest: _TypeAlias = CreateTaskRequest  # noqa: Y015
 
 @_typing.final
-class InsertTaskResponse(_message.Message):
-    """InsertTaskResponse carries the stored task."""
+class CreateTaskResponse(_message.Message):
+    """CreateTaskResponse carries the stored task."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -71,7 +122,7 @@ class InsertTaskResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___InsertTaskResponse: _TypeAlias = InsertTaskResponse  # noqa: Y015
+Global___CreateTaskResponse: _TypeAlias = CreateTaskResponse  # noqa: Y015
 
 @_typing.final
 class GetTaskRequest(_message.Message):
@@ -102,9 +153,6 @@ class GetTaskResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TASK_FIELD_NUMBER: _builtins.int
-    RUN_ID_FIELD_NUMBER: _builtins.int
-    run_id: _builtins.str
-    """The id of the run that may record a result (empty when not running)."""
     @_builtins.property
     def task(self) -> _task_pb2.Task:
         """The task."""
@@ -113,11 +161,10 @@ class GetTaskResponse(_message.Message):
         self,
         *,
         task: _task_pb2.Task | None = ...,
-        run_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_id", b"run_id", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -133,7 +180,6 @@ class ListTasksRequest(_message.Message):
     TYPE_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
-    UPDATED_BEFORE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
@@ -150,10 +196,6 @@ class ListTasksRequest(_message.Message):
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_task_pb2.TaskStatus.ValueType]:
         """Only these statuses, if any."""
 
-    @_builtins.property
-    def updated_before(self) -> _timestamp_pb2.Timestamp:
-        """Only tasks last updated before this time, if set (used by the sweeper)."""
-
     def __init__(
         self,
         *,
@@ -161,13 +203,12 @@ class ListTasksRequest(_message.Message):
         type: _task_pb2.TaskType.ValueType = ...,
         statuses: _abc.Iterable[_task_pb2.TaskStatus.ValueType] | None = ...,
         provider: _builtins.str = ...,
-        updated_before: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_before", b"updated_before"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "provider", b"provider", "statuses", b"statuses", "type", b"type", "updated_before", b"updated_before", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "provider", b"provider", "statuses", b"statuses", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -202,69 +243,136 @@ class ListTasksResponse(_message.Message):
 Global___ListTasksResponse: _TypeAlias = ListTasksResponse  # noqa: Y015
 
 @_typing.final
-class TransitionTaskRequest(_message.Message):
-    """TransitionTaskRequest asks for a guarded state change."""
+class ClaimTaskRequest(_message.Message):
+    """ClaimTaskRequest asks to run a task named by a queue message."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TASK_ID_FIELD_NUMBER: _builtins.int
-    FROM_STATUSES_FIELD_NUMBER: _builtins.int
-    TO_STATUS_FIELD_NUMBER: _builtins.int
-    EXPECTED_RUN_ID_FIELD_NUMBER: _builtins.int
-    START_RUN_FIELD_NUMBER: _builtins.int
-    ERROR_FIELD_NUMBER: _builtins.int
-    PROVIDER_JOB_ID_FIELD_NUMBER: _builtins.int
-    CLEAR_PROVIDER_JOB_ID_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
+    MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """The task's id."""
-    to_status: _task_pb2.TaskStatus.ValueType
-    """The new state."""
-    expected_run_id: _builtins.str
-    """If set, the change is applied only if this is the task's current run id."""
-    start_run: _builtins.bool
-    """Start a new run: count an attempt, stamp start_time and return a fresh run id."""
-    provider_job_id: _builtins.str
-    """Provider job id to record, for long-running jobs."""
-    clear_provider_job_id: _builtins.bool
-    """Forget the provider job id, so the next run submits a new job (the old one failed)."""
+    run_id: _builtins.str
+    """Empty to start a new run; a run id to continue that run (a poll message carries it)."""
+    max_attempts: _builtins.int
+    """Attempts allowed in all (the worker's policy). A run whose lease lapsed with this many
+    attempts made is failed (WORKER_CRASHED) instead of started again.
+    """
     @_builtins.property
-    def from_statuses(self) -> _containers.RepeatedScalarFieldContainer[_task_pb2.TaskStatus.ValueType]:
-        """The change is applied only if the task is in one of these states."""
-
-    @_builtins.property
-    def error(self) -> _task_pb2.TaskError:
-        """Error to record (failed, or a retried attempt's cause)."""
+    def lease(self) -> _duration_pb2.Duration:
+        """How long the run is the task's without a heartbeat; a run whose lease lapsed may be taken
+        over by another claim. Required, positive.
+        """
 
     def __init__(
         self,
         *,
         task_id: _builtins.str = ...,
-        from_statuses: _abc.Iterable[_task_pb2.TaskStatus.ValueType] | None = ...,
-        to_status: _task_pb2.TaskStatus.ValueType = ...,
-        expected_run_id: _builtins.str = ...,
-        start_run: _builtins.bool = ...,
-        error: _task_pb2.TaskError | None = ...,
-        provider_job_id: _builtins.str = ...,
-        clear_provider_job_id: _builtins.bool = ...,
+        run_id: _builtins.str = ...,
+        lease: _duration_pb2.Duration | None = ...,
+        max_attempts: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["clear_provider_job_id", b"clear_provider_job_id", "error", b"error", "expected_run_id", b"expected_run_id", "from_statuses", b"from_statuses", "provider_job_id", b"provider_job_id", "start_run", b"start_run", "task_id", b"task_id", "to_status", b"to_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease", "max_attempts", b"max_attempts", "run_id", b"run_id", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___TransitionTaskRequest: _TypeAlias = TransitionTaskRequest  # noqa: Y015
+Global___ClaimTaskRequest: _TypeAlias = ClaimTaskRequest  # noqa: Y015
 
 @_typing.final
-class TransitionTaskResponse(_message.Message):
-    """TransitionTaskResponse carries the task after the change."""
+class ClaimTaskResponse(_message.Message):
+    """ClaimTaskResponse is a claimed run, or the reason there is none."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TASK_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
+    SKIP_REASON_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
-    """The task's run id (fresh when start_run was set)."""
+    """The run's id: every later operation of this run names it."""
+    skip_reason: Global___SkipReason.ValueType
+    """Why no run was claimed; SKIP_REASON_UNSPECIFIED when one was."""
+    @_builtins.property
+    def task(self) -> _task_pb2.Task:
+        """The task after the claim (or as it is, when skipped; empty when not found)."""
+
+    @_builtins.property
+    def retry_after(self) -> _duration_pb2.Duration:
+        """With SKIP_REASON_LEASED: when the current lease lapses."""
+
+    def __init__(
+        self,
+        *,
+        task: _task_pb2.Task | None = ...,
+        run_id: _builtins.str = ...,
+        skip_reason: Global___SkipReason.ValueType = ...,
+        retry_after: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["retry_after", b"retry_after", "task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["retry_after", b"retry_after", "run_id", b"run_id", "skip_reason", b"skip_reason", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimTaskResponse: _TypeAlias = ClaimTaskResponse  # noqa: Y015
+
+@_typing.final
+class RecordJobRequest(_message.Message):
+    """RecordJobRequest records a long-running provider job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_JOB_ID_FIELD_NUMBER: _builtins.int
+    POLL_AFTER_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
+    SEALED_CREDENTIALS_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task's id."""
+    run_id: _builtins.str
+    """The run that submitted the job."""
+    provider_job_id: _builtins.str
+    """The provider's job id."""
+    sealed_credentials: _builtins.str
+    """The sealed per-request credentials the poll message must carry (never stored)."""
+    @_builtins.property
+    def poll_after(self) -> _duration_pb2.Duration:
+        """When to poll it first."""
+
+    @_builtins.property
+    def lease(self) -> _duration_pb2.Duration:
+        """The renewed lease."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        provider_job_id: _builtins.str = ...,
+        poll_after: _duration_pb2.Duration | None = ...,
+        lease: _duration_pb2.Duration | None = ...,
+        sealed_credentials: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease", "poll_after", b"poll_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease", "poll_after", b"poll_after", "provider_job_id", b"provider_job_id", "run_id", b"run_id", "sealed_credentials", b"sealed_credentials", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordJobRequest: _TypeAlias = RecordJobRequest  # noqa: Y015
+
+@_typing.final
+class RecordJobResponse(_message.Message):
+    """RecordJobResponse carries the task."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def task(self) -> _task_pb2.Task:
         """The task."""
@@ -273,19 +381,84 @@ class TransitionTaskResponse(_message.Message):
         self,
         *,
         task: _task_pb2.Task | None = ...,
-        run_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_id", b"run_id", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___TransitionTaskResponse: _TypeAlias = TransitionTaskResponse  # noqa: Y015
+Global___RecordJobResponse: _TypeAlias = RecordJobResponse  # noqa: Y015
 
 @_typing.final
-class RecordResultRequest(_message.Message):
-    """RecordResultRequest carries a finished run's output."""
+class HeartbeatRequest(_message.Message):
+    """HeartbeatRequest renews a run's lease."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
+    POLL_AFTER_FIELD_NUMBER: _builtins.int
+    SEALED_CREDENTIALS_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task's id."""
+    run_id: _builtins.str
+    """The run."""
+    sealed_credentials: _builtins.str
+    """The sealed per-request credentials the poll message must carry (never stored)."""
+    @_builtins.property
+    def lease(self) -> _duration_pb2.Duration:
+        """The renewed lease."""
+
+    @_builtins.property
+    def poll_after(self) -> _duration_pb2.Duration:
+        """If set, the provider job is still pending: schedule the next poll after this long."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        lease: _duration_pb2.Duration | None = ...,
+        poll_after: _duration_pb2.Duration | None = ...,
+        sealed_credentials: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease", "poll_after", b"poll_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease", "poll_after", b"poll_after", "run_id", b"run_id", "sealed_credentials", b"sealed_credentials", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeartbeatRequest: _TypeAlias = HeartbeatRequest  # noqa: Y015
+
+@_typing.final
+class HeartbeatResponse(_message.Message):
+    """HeartbeatResponse carries the task."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> _task_pb2.Task:
+        """The task."""
+
+    def __init__(
+        self,
+        *,
+        task: _task_pb2.Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeartbeatResponse: _TypeAlias = HeartbeatResponse  # noqa: Y015
+
+@_typing.final
+class CompleteTaskRequest(_message.Message):
+    """CompleteTaskRequest carries a finished run's output."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -319,11 +492,11 @@ class RecordResultRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RecordResultRequest: _TypeAlias = RecordResultRequest  # noqa: Y015
+Global___CompleteTaskRequest: _TypeAlias = CompleteTaskRequest  # noqa: Y015
 
 @_typing.final
-class RecordResultResponse(_message.Message):
-    """RecordResultResponse carries the succeeded task."""
+class CompleteTaskResponse(_message.Message):
+    """CompleteTaskResponse carries the succeeded task."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -343,7 +516,225 @@ class RecordResultResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RecordResultResponse: _TypeAlias = RecordResultResponse  # noqa: Y015
+Global___CompleteTaskResponse: _TypeAlias = CompleteTaskResponse  # noqa: Y015
+
+@_typing.final
+class ScheduleRetryRequest(_message.Message):
+    """ScheduleRetryRequest hands a failed attempt back to the queue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    DELAY_FIELD_NUMBER: _builtins.int
+    NEW_JOB_FIELD_NUMBER: _builtins.int
+    SEALED_CREDENTIALS_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task's id."""
+    run_id: _builtins.str
+    """The run whose attempt failed."""
+    new_job: _builtins.bool
+    """Forget the provider job id, so the next run submits a new job (the old one failed)."""
+    sealed_credentials: _builtins.str
+    """The sealed per-request credentials the retry message must carry (never stored)."""
+    @_builtins.property
+    def error(self) -> _task_pb2.TaskError:
+        """Why it failed."""
+
+    @_builtins.property
+    def delay(self) -> _duration_pb2.Duration:
+        """How long to wait before the next attempt (backoff, at least the provider's Retry-After)."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        error: _task_pb2.TaskError | None = ...,
+        delay: _duration_pb2.Duration | None = ...,
+        new_job: _builtins.bool = ...,
+        sealed_credentials: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "error", b"error", "new_job", b"new_job", "run_id", b"run_id", "sealed_credentials", b"sealed_credentials", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScheduleRetryRequest: _TypeAlias = ScheduleRetryRequest  # noqa: Y015
+
+@_typing.final
+class ScheduleRetryResponse(_message.Message):
+    """ScheduleRetryResponse carries the queued task."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> _task_pb2.Task:
+        """The task."""
+
+    def __init__(
+        self,
+        *,
+        task: _task_pb2.Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScheduleRetryResponse: _TypeAlias = ScheduleRetryResponse  # noqa: Y015
+
+@_typing.final
+class FailTaskRequest(_message.Message):
+    """FailTaskRequest ends a run in failure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task's id."""
+    run_id: _builtins.str
+    """The run that failed."""
+    @_builtins.property
+    def error(self) -> _task_pb2.TaskError:
+        """Why."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        error: _task_pb2.TaskError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "run_id", b"run_id", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FailTaskRequest: _TypeAlias = FailTaskRequest  # noqa: Y015
+
+@_typing.final
+class FailTaskResponse(_message.Message):
+    """FailTaskResponse carries the failed task."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> _task_pb2.Task:
+        """The task."""
+
+    def __init__(
+        self,
+        *,
+        task: _task_pb2.Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FailTaskResponse: _TypeAlias = FailTaskResponse  # noqa: Y015
+
+@_typing.final
+class CancelTaskRequest(_message.Message):
+    """CancelTaskRequest names the task to cancel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task's id."""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelTaskRequest: _TypeAlias = CancelTaskRequest  # noqa: Y015
+
+@_typing.final
+class CancelTaskResponse(_message.Message):
+    """CancelTaskResponse carries the cancelled task."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> _task_pb2.Task:
+        """The task."""
+
+    def __init__(
+        self,
+        *,
+        task: _task_pb2.Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelTaskResponse: _TypeAlias = CancelTaskResponse  # noqa: Y015
+
+@_typing.final
+class RetryTaskRequest(_message.Message):
+    """RetryTaskRequest names a failed task to run again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task's id."""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryTaskRequest: _TypeAlias = RetryTaskRequest  # noqa: Y015
+
+@_typing.final
+class RetryTaskResponse(_message.Message):
+    """RetryTaskResponse carries the queued task."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> _task_pb2.Task:
+        """The task."""
+
+    def __init__(
+        self,
+        *,
+        task: _task_pb2.Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryTaskResponse: _TypeAlias = RetryTaskResponse  # noqa: Y015
 
 @_typing.final
 class DeleteTaskRequest(_message.Message):

@@ -28,6 +28,14 @@ if _version_not_supported:
 class TaskStoreServiceStub:
     """TaskStoreService is the internal API of the task-store, the only owner of MongoDB.
     Gateway and dispatcher use it; it is not exposed to clients.
+
+    The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry) and act on
+    the answer. Each operation owns its allowed from-states and its field changes
+    (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
+    record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
+    (a transactional outbox) and task-store publishes it, so a crash can never leave a task
+    without its message.
     """
 
     def __init__(self, channel):
@@ -36,10 +44,10 @@ class TaskStoreServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.InsertTask = channel.unary_unary(
-                '/genhub.store.v1.TaskStoreService/InsertTask',
-                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.InsertTaskRequest.SerializeToString,
-                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.InsertTaskResponse.FromString,
+        self.CreateTask = channel.unary_unary(
+                '/genhub.store.v1.TaskStoreService/CreateTask',
+                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.CreateTaskRequest.SerializeToString,
+                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.CreateTaskResponse.FromString,
                 _registered_method=True)
         self.GetTask = channel.unary_unary(
                 '/genhub.store.v1.TaskStoreService/GetTask',
@@ -51,15 +59,45 @@ class TaskStoreServiceStub:
                 request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ListTasksRequest.SerializeToString,
                 response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ListTasksResponse.FromString,
                 _registered_method=True)
-        self.TransitionTask = channel.unary_unary(
-                '/genhub.store.v1.TaskStoreService/TransitionTask',
-                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.TransitionTaskRequest.SerializeToString,
-                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.TransitionTaskResponse.FromString,
+        self.ClaimTask = channel.unary_unary(
+                '/genhub.store.v1.TaskStoreService/ClaimTask',
+                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ClaimTaskRequest.SerializeToString,
+                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ClaimTaskResponse.FromString,
                 _registered_method=True)
-        self.RecordResult = channel.unary_unary(
-                '/genhub.store.v1.TaskStoreService/RecordResult',
-                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RecordResultRequest.SerializeToString,
-                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RecordResultResponse.FromString,
+        self.RecordJob = channel.unary_unary(
+                '/genhub.store.v1.TaskStoreService/RecordJob',
+                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RecordJobRequest.SerializeToString,
+                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RecordJobResponse.FromString,
+                _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/genhub.store.v1.TaskStoreService/Heartbeat',
+                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.HeartbeatResponse.FromString,
+                _registered_method=True)
+        self.CompleteTask = channel.unary_unary(
+                '/genhub.store.v1.TaskStoreService/CompleteTask',
+                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.CompleteTaskRequest.SerializeToString,
+                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.CompleteTaskResponse.FromString,
+                _registered_method=True)
+        self.ScheduleRetry = channel.unary_unary(
+                '/genhub.store.v1.TaskStoreService/ScheduleRetry',
+                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ScheduleRetryRequest.SerializeToString,
+                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ScheduleRetryResponse.FromString,
+                _registered_method=True)
+        self.FailTask = channel.unary_unary(
+                '/genhub.store.v1.TaskStoreService/FailTask',
+                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.FailTaskRequest.SerializeToString,
+                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.FailTaskResponse.FromString,
+                _registered_method=True)
+        self.CancelTask = channel.unary_unary(
+                '/genhub.store.v1.TaskStoreService/CancelTask',
+                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.CancelTaskRequest.SerializeToString,
+                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.CancelTaskResponse.FromString,
+                _registered_method=True)
+        self.RetryTask = channel.unary_unary(
+                '/genhub.store.v1.TaskStoreService/RetryTask',
+                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RetryTaskRequest.SerializeToString,
+                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RetryTaskResponse.FromString,
                 _registered_method=True)
         self.DeleteTask = channel.unary_unary(
                 '/genhub.store.v1.TaskStoreService/DeleteTask',
@@ -86,10 +124,19 @@ class TaskStoreServiceStub:
 class TaskStoreServiceServicer:
     """TaskStoreService is the internal API of the task-store, the only owner of MongoDB.
     Gateway and dispatcher use it; it is not exposed to clients.
+
+    The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry) and act on
+    the answer. Each operation owns its allowed from-states and its field changes
+    (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
+    record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
+    (a transactional outbox) and task-store publishes it, so a crash can never leave a task
+    without its message.
     """
 
-    def InsertTask(self, request, context):
-        """InsertTask stores a new task as pending; a repeated (user, idempotency key) returns the first.
+    def CreateTask(self, request, context):
+        """CreateTask stores a new task as queued and publishes its run message; a repeated
+        (user, idempotency key) returns the first task and publishes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -109,15 +156,59 @@ class TaskStoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def TransitionTask(self, request, context):
-        """TransitionTask moves a task between states with a compare-and-set guard.
+    def ClaimTask(self, request, context):
+        """ClaimTask starts a run of a queued task (or continues the run named by run_id, for a poll
+        of a provider job) and returns the task; a task that cannot be run is skipped with a reason.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def RecordResult(self, request, context):
-        """RecordResult moves a running task to succeeded with its result, guarded by the run id.
+    def RecordJob(self, request, context):
+        """RecordJob stores a long-running provider job's id before any waiting, renews the run's
+        lease and schedules the first poll.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Heartbeat(self, request, context):
+        """Heartbeat renews a run's lease; with poll_after it also schedules the next poll of the job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteTask(self, request, context):
+        """CompleteTask moves a running task to succeeded with its result, guarded by the run id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScheduleRetry(self, request, context):
+        """ScheduleRetry hands a failed attempt's task back to the queue after a delay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FailTask(self, request, context):
+        """FailTask moves a running task to failed with its error, guarded by the run id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelTask(self, request, context):
+        """CancelTask cancels an unfinished task; FAILED_PRECONDITION (TASK_FINISHED) once finished.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryTask(self, request, context):
+        """RetryTask runs a failed task again with a fresh attempt budget (operators; dead letters).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,10 +245,10 @@ class TaskStoreServiceServicer:
 
 def add_TaskStoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'InsertTask': grpc.unary_unary_rpc_method_handler(
-                    servicer.InsertTask,
-                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.InsertTaskRequest.FromString,
-                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.InsertTaskResponse.SerializeToString,
+            'CreateTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTask,
+                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.CreateTaskRequest.FromString,
+                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.CreateTaskResponse.SerializeToString,
             ),
             'GetTask': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTask,
@@ -169,15 +260,45 @@ def add_TaskStoreServiceServicer_to_server(servicer, server):
                     request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ListTasksRequest.FromString,
                     response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ListTasksResponse.SerializeToString,
             ),
-            'TransitionTask': grpc.unary_unary_rpc_method_handler(
-                    servicer.TransitionTask,
-                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.TransitionTaskRequest.FromString,
-                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.TransitionTaskResponse.SerializeToString,
+            'ClaimTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimTask,
+                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ClaimTaskRequest.FromString,
+                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ClaimTaskResponse.SerializeToString,
             ),
-            'RecordResult': grpc.unary_unary_rpc_method_handler(
-                    servicer.RecordResult,
-                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RecordResultRequest.FromString,
-                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RecordResultResponse.SerializeToString,
+            'RecordJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordJob,
+                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RecordJobRequest.FromString,
+                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RecordJobResponse.SerializeToString,
+            ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.HeartbeatRequest.FromString,
+                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'CompleteTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteTask,
+                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.CompleteTaskRequest.FromString,
+                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.CompleteTaskResponse.SerializeToString,
+            ),
+            'ScheduleRetry': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScheduleRetry,
+                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ScheduleRetryRequest.FromString,
+                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ScheduleRetryResponse.SerializeToString,
+            ),
+            'FailTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.FailTask,
+                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.FailTaskRequest.FromString,
+                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.FailTaskResponse.SerializeToString,
+            ),
+            'CancelTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTask,
+                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.CancelTaskRequest.FromString,
+                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.CancelTaskResponse.SerializeToString,
+            ),
+            'RetryTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryTask,
+                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RetryTaskRequest.FromString,
+                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RetryTaskResponse.SerializeToString,
             ),
             'DeleteTask': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteTask,
@@ -210,10 +331,18 @@ def add_TaskStoreServiceServicer_to_server(servicer, server):
 class TaskStoreService:
     """TaskStoreService is the internal API of the task-store, the only owner of MongoDB.
     Gateway and dispatcher use it; it is not exposed to clients.
+
+    The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry) and act on
+    the answer. Each operation owns its allowed from-states and its field changes
+    (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
+    record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
+    (a transactional outbox) and task-store publishes it, so a crash can never leave a task
+    without its message.
     """
 
     @staticmethod
-    def InsertTask(request,
+    def CreateTask(request,
             target,
             options=(),
             channel_credentials=None,
@@ -226,9 +355,9 @@ class TaskStoreService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/genhub.store.v1.TaskStoreService/InsertTask',
-            genhub_dot_store_dot_v1_dot_task__store__pb2.InsertTaskRequest.SerializeToString,
-            genhub_dot_store_dot_v1_dot_task__store__pb2.InsertTaskResponse.FromString,
+            '/genhub.store.v1.TaskStoreService/CreateTask',
+            genhub_dot_store_dot_v1_dot_task__store__pb2.CreateTaskRequest.SerializeToString,
+            genhub_dot_store_dot_v1_dot_task__store__pb2.CreateTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -294,7 +423,7 @@ class TaskStoreService:
             _registered_method=True)
 
     @staticmethod
-    def TransitionTask(request,
+    def ClaimTask(request,
             target,
             options=(),
             channel_credentials=None,
@@ -307,9 +436,9 @@ class TaskStoreService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/genhub.store.v1.TaskStoreService/TransitionTask',
-            genhub_dot_store_dot_v1_dot_task__store__pb2.TransitionTaskRequest.SerializeToString,
-            genhub_dot_store_dot_v1_dot_task__store__pb2.TransitionTaskResponse.FromString,
+            '/genhub.store.v1.TaskStoreService/ClaimTask',
+            genhub_dot_store_dot_v1_dot_task__store__pb2.ClaimTaskRequest.SerializeToString,
+            genhub_dot_store_dot_v1_dot_task__store__pb2.ClaimTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -321,7 +450,7 @@ class TaskStoreService:
             _registered_method=True)
 
     @staticmethod
-    def RecordResult(request,
+    def RecordJob(request,
             target,
             options=(),
             channel_credentials=None,
@@ -334,9 +463,171 @@ class TaskStoreService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/genhub.store.v1.TaskStoreService/RecordResult',
-            genhub_dot_store_dot_v1_dot_task__store__pb2.RecordResultRequest.SerializeToString,
-            genhub_dot_store_dot_v1_dot_task__store__pb2.RecordResultResponse.FromString,
+            '/genhub.store.v1.TaskStoreService/RecordJob',
+            genhub_dot_store_dot_v1_dot_task__store__pb2.RecordJobRequest.SerializeToString,
+            genhub_dot_store_dot_v1_dot_task__store__pb2.RecordJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.store.v1.TaskStoreService/Heartbeat',
+            genhub_dot_store_dot_v1_dot_task__store__pb2.HeartbeatRequest.SerializeToString,
+            genhub_dot_store_dot_v1_dot_task__store__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.store.v1.TaskStoreService/CompleteTask',
+            genhub_dot_store_dot_v1_dot_task__store__pb2.CompleteTaskRequest.SerializeToString,
+            genhub_dot_store_dot_v1_dot_task__store__pb2.CompleteTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScheduleRetry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.store.v1.TaskStoreService/ScheduleRetry',
+            genhub_dot_store_dot_v1_dot_task__store__pb2.ScheduleRetryRequest.SerializeToString,
+            genhub_dot_store_dot_v1_dot_task__store__pb2.ScheduleRetryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FailTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.store.v1.TaskStoreService/FailTask',
+            genhub_dot_store_dot_v1_dot_task__store__pb2.FailTaskRequest.SerializeToString,
+            genhub_dot_store_dot_v1_dot_task__store__pb2.FailTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.store.v1.TaskStoreService/CancelTask',
+            genhub_dot_store_dot_v1_dot_task__store__pb2.CancelTaskRequest.SerializeToString,
+            genhub_dot_store_dot_v1_dot_task__store__pb2.CancelTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.store.v1.TaskStoreService/RetryTask',
+            genhub_dot_store_dot_v1_dot_task__store__pb2.RetryTaskRequest.SerializeToString,
+            genhub_dot_store_dot_v1_dot_task__store__pb2.RetryTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

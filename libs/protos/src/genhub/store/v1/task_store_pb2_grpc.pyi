@@ -29,22 +29,48 @@ GRPC_VERSION: str
 class TaskStoreServiceStub:
     """TaskStoreService is the internal API of the task-store, the only owner of MongoDB.
     Gateway and dispatcher use it; it is not exposed to clients.
+
+    The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry) and act on
+    the answer. Each operation owns its allowed from-states and its field changes
+    (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
+    record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
+    (a transactional outbox) and task-store publishes it, so a crash can never leave a task
+    without its message.
     """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> TaskStoreServiceAsyncStub: ...
-    InsertTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.InsertTaskRequest, _task_store_pb2.InsertTaskResponse]
-    """InsertTask stores a new task as pending; a repeated (user, idempotency key) returns the first."""
+    CreateTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.CreateTaskRequest, _task_store_pb2.CreateTaskResponse]
+    """CreateTask stores a new task as queued and publishes its run message; a repeated
+    (user, idempotency key) returns the first task and publishes nothing.
+    """
     GetTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.GetTaskRequest, _task_store_pb2.GetTaskResponse]
     """GetTask returns a task by id."""
     ListTasks: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.ListTasksRequest, _task_store_pb2.ListTasksResponse]
     """ListTasks pages through tasks, newest first."""
-    TransitionTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.TransitionTaskRequest, _task_store_pb2.TransitionTaskResponse]
-    """TransitionTask moves a task between states with a compare-and-set guard."""
-    RecordResult: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.RecordResultRequest, _task_store_pb2.RecordResultResponse]
-    """RecordResult moves a running task to succeeded with its result, guarded by the run id."""
+    ClaimTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.ClaimTaskRequest, _task_store_pb2.ClaimTaskResponse]
+    """ClaimTask starts a run of a queued task (or continues the run named by run_id, for a poll
+    of a provider job) and returns the task; a task that cannot be run is skipped with a reason.
+    """
+    RecordJob: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.RecordJobRequest, _task_store_pb2.RecordJobResponse]
+    """RecordJob stores a long-running provider job's id before any waiting, renews the run's
+    lease and schedules the first poll.
+    """
+    Heartbeat: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.HeartbeatRequest, _task_store_pb2.HeartbeatResponse]
+    """Heartbeat renews a run's lease; with poll_after it also schedules the next poll of the job."""
+    CompleteTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.CompleteTaskRequest, _task_store_pb2.CompleteTaskResponse]
+    """CompleteTask moves a running task to succeeded with its result, guarded by the run id."""
+    ScheduleRetry: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.ScheduleRetryRequest, _task_store_pb2.ScheduleRetryResponse]
+    """ScheduleRetry hands a failed attempt's task back to the queue after a delay."""
+    FailTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.FailTaskRequest, _task_store_pb2.FailTaskResponse]
+    """FailTask moves a running task to failed with its error, guarded by the run id."""
+    CancelTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.CancelTaskRequest, _task_store_pb2.CancelTaskResponse]
+    """CancelTask cancels an unfinished task; FAILED_PRECONDITION (TASK_FINISHED) once finished."""
+    RetryTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.RetryTaskRequest, _task_store_pb2.RetryTaskResponse]
+    """RetryTask runs a failed task again with a fresh attempt budget (operators; dead letters)."""
     DeleteTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.DeleteTaskRequest, _task_store_pb2.DeleteTaskResponse]
     """DeleteTask removes a task."""
     SearchTasks: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.SearchTasksRequest, _task_store_pb2.SearchTasksResponse]
@@ -58,19 +84,45 @@ class TaskStoreServiceStub:
 class TaskStoreServiceAsyncStub(TaskStoreServiceStub):
     """TaskStoreService is the internal API of the task-store, the only owner of MongoDB.
     Gateway and dispatcher use it; it is not exposed to clients.
+
+    The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry) and act on
+    the answer. Each operation owns its allowed from-states and its field changes
+    (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
+    record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
+    (a transactional outbox) and task-store publishes it, so a crash can never leave a task
+    without its message.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    InsertTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.InsertTaskRequest, _task_store_pb2.InsertTaskResponse]  # type: ignore[assignment]
-    """InsertTask stores a new task as pending; a repeated (user, idempotency key) returns the first."""
+    CreateTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.CreateTaskRequest, _task_store_pb2.CreateTaskResponse]  # type: ignore[assignment]
+    """CreateTask stores a new task as queued and publishes its run message; a repeated
+    (user, idempotency key) returns the first task and publishes nothing.
+    """
     GetTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.GetTaskRequest, _task_store_pb2.GetTaskResponse]  # type: ignore[assignment]
     """GetTask returns a task by id."""
     ListTasks: _aio.UnaryUnaryMultiCallable[_task_store_pb2.ListTasksRequest, _task_store_pb2.ListTasksResponse]  # type: ignore[assignment]
     """ListTasks pages through tasks, newest first."""
-    TransitionTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.TransitionTaskRequest, _task_store_pb2.TransitionTaskResponse]  # type: ignore[assignment]
-    """TransitionTask moves a task between states with a compare-and-set guard."""
-    RecordResult: _aio.UnaryUnaryMultiCallable[_task_store_pb2.RecordResultRequest, _task_store_pb2.RecordResultResponse]  # type: ignore[assignment]
-    """RecordResult moves a running task to succeeded with its result, guarded by the run id."""
+    ClaimTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.ClaimTaskRequest, _task_store_pb2.ClaimTaskResponse]  # type: ignore[assignment]
+    """ClaimTask starts a run of a queued task (or continues the run named by run_id, for a poll
+    of a provider job) and returns the task; a task that cannot be run is skipped with a reason.
+    """
+    RecordJob: _aio.UnaryUnaryMultiCallable[_task_store_pb2.RecordJobRequest, _task_store_pb2.RecordJobResponse]  # type: ignore[assignment]
+    """RecordJob stores a long-running provider job's id before any waiting, renews the run's
+    lease and schedules the first poll.
+    """
+    Heartbeat: _aio.UnaryUnaryMultiCallable[_task_store_pb2.HeartbeatRequest, _task_store_pb2.HeartbeatResponse]  # type: ignore[assignment]
+    """Heartbeat renews a run's lease; with poll_after it also schedules the next poll of the job."""
+    CompleteTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.CompleteTaskRequest, _task_store_pb2.CompleteTaskResponse]  # type: ignore[assignment]
+    """CompleteTask moves a running task to succeeded with its result, guarded by the run id."""
+    ScheduleRetry: _aio.UnaryUnaryMultiCallable[_task_store_pb2.ScheduleRetryRequest, _task_store_pb2.ScheduleRetryResponse]  # type: ignore[assignment]
+    """ScheduleRetry hands a failed attempt's task back to the queue after a delay."""
+    FailTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.FailTaskRequest, _task_store_pb2.FailTaskResponse]  # type: ignore[assignment]
+    """FailTask moves a running task to failed with its error, guarded by the run id."""
+    CancelTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.CancelTaskRequest, _task_store_pb2.CancelTaskResponse]  # type: ignore[assignment]
+    """CancelTask cancels an unfinished task; FAILED_PRECONDITION (TASK_FINISHED) once finished."""
+    RetryTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.RetryTaskRequest, _task_store_pb2.RetryTaskResponse]  # type: ignore[assignment]
+    """RetryTask runs a failed task again with a fresh attempt budget (operators; dead letters)."""
     DeleteTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.DeleteTaskRequest, _task_store_pb2.DeleteTaskResponse]  # type: ignore[assignment]
     """DeleteTask removes a task."""
     SearchTasks: _aio.UnaryUnaryMultiCallable[_task_store_pb2.SearchTasksRequest, _task_store_pb2.SearchTasksResponse]  # type: ignore[assignment]
@@ -83,15 +135,25 @@ class TaskStoreServiceAsyncStub(TaskStoreServiceStub):
 class TaskStoreServiceServicer(metaclass=_abc_1.ABCMeta):
     """TaskStoreService is the internal API of the task-store, the only owner of MongoDB.
     Gateway and dispatcher use it; it is not exposed to clients.
+
+    The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry) and act on
+    the answer. Each operation owns its allowed from-states and its field changes
+    (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
+    record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
+    (a transactional outbox) and task-store publishes it, so a crash can never leave a task
+    without its message.
     """
 
     @_abc_1.abstractmethod
-    def InsertTask(
+    def CreateTask(
         self,
-        request: _task_store_pb2.InsertTaskRequest,
+        request: _task_store_pb2.CreateTaskRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_task_store_pb2.InsertTaskResponse, _abc.Awaitable[_task_store_pb2.InsertTaskResponse]]:
-        """InsertTask stores a new task as pending; a repeated (user, idempotency key) returns the first."""
+    ) -> _typing.Union[_task_store_pb2.CreateTaskResponse, _abc.Awaitable[_task_store_pb2.CreateTaskResponse]]:
+        """CreateTask stores a new task as queued and publishes its run message; a repeated
+        (user, idempotency key) returns the first task and publishes nothing.
+        """
 
     @_abc_1.abstractmethod
     def GetTask(
@@ -110,20 +172,72 @@ class TaskStoreServiceServicer(metaclass=_abc_1.ABCMeta):
         """ListTasks pages through tasks, newest first."""
 
     @_abc_1.abstractmethod
-    def TransitionTask(
+    def ClaimTask(
         self,
-        request: _task_store_pb2.TransitionTaskRequest,
+        request: _task_store_pb2.ClaimTaskRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_task_store_pb2.TransitionTaskResponse, _abc.Awaitable[_task_store_pb2.TransitionTaskResponse]]:
-        """TransitionTask moves a task between states with a compare-and-set guard."""
+    ) -> _typing.Union[_task_store_pb2.ClaimTaskResponse, _abc.Awaitable[_task_store_pb2.ClaimTaskResponse]]:
+        """ClaimTask starts a run of a queued task (or continues the run named by run_id, for a poll
+        of a provider job) and returns the task; a task that cannot be run is skipped with a reason.
+        """
 
     @_abc_1.abstractmethod
-    def RecordResult(
+    def RecordJob(
         self,
-        request: _task_store_pb2.RecordResultRequest,
+        request: _task_store_pb2.RecordJobRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_task_store_pb2.RecordResultResponse, _abc.Awaitable[_task_store_pb2.RecordResultResponse]]:
-        """RecordResult moves a running task to succeeded with its result, guarded by the run id."""
+    ) -> _typing.Union[_task_store_pb2.RecordJobResponse, _abc.Awaitable[_task_store_pb2.RecordJobResponse]]:
+        """RecordJob stores a long-running provider job's id before any waiting, renews the run's
+        lease and schedules the first poll.
+        """
+
+    @_abc_1.abstractmethod
+    def Heartbeat(
+        self,
+        request: _task_store_pb2.HeartbeatRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_store_pb2.HeartbeatResponse, _abc.Awaitable[_task_store_pb2.HeartbeatResponse]]:
+        """Heartbeat renews a run's lease; with poll_after it also schedules the next poll of the job."""
+
+    @_abc_1.abstractmethod
+    def CompleteTask(
+        self,
+        request: _task_store_pb2.CompleteTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_store_pb2.CompleteTaskResponse, _abc.Awaitable[_task_store_pb2.CompleteTaskResponse]]:
+        """CompleteTask moves a running task to succeeded with its result, guarded by the run id."""
+
+    @_abc_1.abstractmethod
+    def ScheduleRetry(
+        self,
+        request: _task_store_pb2.ScheduleRetryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_store_pb2.ScheduleRetryResponse, _abc.Awaitable[_task_store_pb2.ScheduleRetryResponse]]:
+        """ScheduleRetry hands a failed attempt's task back to the queue after a delay."""
+
+    @_abc_1.abstractmethod
+    def FailTask(
+        self,
+        request: _task_store_pb2.FailTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_store_pb2.FailTaskResponse, _abc.Awaitable[_task_store_pb2.FailTaskResponse]]:
+        """FailTask moves a running task to failed with its error, guarded by the run id."""
+
+    @_abc_1.abstractmethod
+    def CancelTask(
+        self,
+        request: _task_store_pb2.CancelTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_store_pb2.CancelTaskResponse, _abc.Awaitable[_task_store_pb2.CancelTaskResponse]]:
+        """CancelTask cancels an unfinished task; FAILED_PRECONDITION (TASK_FINISHED) once finished."""
+
+    @_abc_1.abstractmethod
+    def RetryTask(
+        self,
+        request: _task_store_pb2.RetryTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_store_pb2.RetryTaskResponse, _abc.Awaitable[_task_store_pb2.RetryTaskResponse]]:
+        """RetryTask runs a failed task again with a fresh attempt budget (operators; dead letters)."""
 
     @_abc_1.abstractmethod
     def DeleteTask(

@@ -64,15 +64,17 @@ def create_app(
     docs_enabled: bool = True,
     bindings: Sequence[Binding] | None = None,
     stopping: asyncio.Event | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The ASGI app proxying REST to the gRPC server behind ``channel``.
 
     ``cors_origins`` empty means no CORS headers (browsers then refuse cross-origin calls);
     ``["*"]`` allows any origin. Setting ``stopping`` ends open streams (server shutdown).
+    ``extra_routes`` are plain HTTP routes outside the protos (the media route).
     """
     bindings = list(bindings if bindings is not None else load_bindings())
     dispatcher = Dispatcher(channel, bindings, limits or Limits(), stopping or asyncio.Event())
-    routes: list[BaseRoute] = probes.routes(channel)
+    routes: list[BaseRoute] = [*probes.routes(channel), *extra_routes]
     if docs_enabled:
         document = json.dumps(build_document(bindings), ensure_ascii=False).encode()
 

@@ -7,10 +7,11 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import grpc
 import uvicorn
+from starlette.routing import BaseRoute
 
 from genhub.common.server import DEFAULT_GRACE_SECONDS
 from genhub.gateway.config import GatewaySettings
@@ -79,9 +80,11 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def running(settings: GatewaySettings, grpc_target: str) -> AsyncIterator[int | None]:
+async def running(
+    settings: GatewaySettings, grpc_target: str, extra_routes: Sequence[BaseRoute] = ()
+) -> AsyncIterator[int | None]:
     """Serve REST on ``settings.rest_listen`` (None, and nothing served, when it is empty),
-    proxying to the gRPC server at ``grpc_target``; yields the bound port."""
+    proxying to the gRPC server at ``grpc_target``, plus ``extra_routes``; yields the port."""
     if not settings.rest_listen:
         yield None
         return
@@ -98,6 +101,7 @@ async def running(settings: GatewaySettings, grpc_target: str) -> AsyncIterator[
         cors_origins=settings.rest_cors_origins,
         docs_enabled=settings.rest_docs,
         stopping=stopping,
+        extra_routes=extra_routes,
     )
     config = uvicorn.Config(
         app,

@@ -5,7 +5,23 @@ A provider package implements :class:`Provider` and registers a factory under th
 """
 
 from genhub.providers.sdk.catalogue import load_catalogue
-from genhub.providers.sdk.errors import PermanentError, ProviderError, RetryableError
+from genhub.providers.sdk.errors import (
+    PROVIDER_SIDE,
+    AuthFailed,
+    BadOutput,
+    ContentRefused,
+    EmptyResult,
+    ErrorClass,
+    InvalidParameter,
+    JobFailed,
+    PermanentError,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    QuotaExhausted,
+    RateLimited,
+    RetryableError,
+)
 from genhub.providers.sdk.protocol import (
     Call,
     CallConfig,
@@ -19,14 +35,26 @@ from genhub.providers.sdk.registry import ENTRY_POINT_GROUP, available_providers
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "PROVIDER_SIDE",
+    "AuthFailed",
+    "BadOutput",
     "Call",
     "CallConfig",
+    "ContentRefused",
+    "EmptyResult",
+    "ErrorClass",
     "Finished",
+    "InvalidParameter",
+    "JobFailed",
     "Outcome",
     "Pending",
     "PermanentError",
     "Provider",
     "ProviderError",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "QuotaExhausted",
+    "RateLimited",
     "RetryableError",
     "Submitted",
     "available_providers",
