@@ -238,6 +238,8 @@ def test_connections_and_keys_come_from_existing_secrets() -> None:
         "GENHUB_REDIS_URL": ("redis-credentials", "url"),
         "GENHUB_SECRETS_KEYS": ("genhub-fernet", "current"),
         "GENHUB_OBJECT_STORE_URL": ("media-bucket", "s3-url"),
+        "GENHUB_API_KEY_PEPPER": ("genhub-api-key-pepper", "pepper"),
+        "GENHUB_BOOTSTRAP_ADMIN_KEY": ("genhub-bootstrap", "admin-key"),
     }
     store = secret_refs(one(objects, "Deployment", name("taskstore")))
     assert store == {
@@ -275,6 +277,7 @@ def test_inline_urls_live_in_the_charts_secret_never_in_config_maps() -> None:
         assert url not in text
     assert "dev-password" not in text
     assert config(objects, "gateway")["GENHUB_AUTH_ENABLED"] == "false"
+    assert "GENHUB_API_KEY_PEPPER" not in secret_refs(one(objects, "Deployment", name("gateway")))
 
 
 # ------------------------------------------------------------------------- KEDA ----

@@ -28,6 +28,8 @@ from genhub.taskstore.config import TaskStoreSettings
 from genhub.v1 import task_service_pb2_grpc
 from tests.support import infra
 
+TEST_PEPPER = "test-pepper-" + "p" * 32
+
 
 @dataclass
 class Stack:
@@ -75,11 +77,13 @@ async def start_stack(
     rest: bool = False,
     secrets_keys: str | None = None,
     store_settings: dict[str, Any] | None = None,
+    gateway: dict[str, Any] | None = None,
     **dispatcher_overrides: Any,
 ) -> AsyncIterator[Stack]:
     """Run task-store, (optionally) a demo worker and the gateway (with, if ``rest``, its REST
     server, at ``Stack.rest_url``) until the block exits. ``store_settings`` overrides task-store
-    settings (e.g. the reaper's); ``dispatcher_overrides`` the worker's."""
+    settings (e.g. the reaper's), ``gateway`` the gateway's (authentication, limits),
+    ``dispatcher_overrides`` the worker's."""
     prefix = f"{database}:"
     keys = SecretBox.generate_key() if secrets_keys is None else secrets_keys
     ts_settings = TaskStoreSettings(
@@ -116,6 +120,8 @@ async def start_stack(
             catalogue_ttl_seconds=0.2,
             rest_listen="127.0.0.1:0",
             secrets_keys=SecretStr(keys),
+            # Auth stays off unless ``gateway`` turns it on; a pepper lets API keys be issued.
+            **({"api_key_pepper": SecretStr(TEST_PEPPER)} | (gateway or {})),
         )
         _, gw_port = await stack.enter_async_context(gateway_app.running(gw_settings))
         gateway_addr = f"127.0.0.1:{gw_port}"

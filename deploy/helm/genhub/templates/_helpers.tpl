@@ -108,6 +108,27 @@ where CONNECTION has url and existingSecret {name, key} (or the management pair 
       key: {{ .Values.secretsKey.existingSecret.key }}
 {{- end }}
 
+{{/* The gateway's API key secrets: the pepper (required with auth on) and the bootstrap key. */}}
+{{- define "genhub.authEnv" -}}
+{{- $auth := .Values.auth }}
+{{- if $auth.enabled }}
+- name: GENHUB_API_KEY_PEPPER
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "auth.apiKeyPepper.existingSecret.name is required with auth.enabled" $auth.apiKeyPepper.existingSecret.name }}
+      key: {{ $auth.apiKeyPepper.existingSecret.key }}
+{{- end }}
+{{- with $auth.bootstrapAdminKey.existingSecret }}
+{{- if .name }}
+- name: GENHUB_BOOTSTRAP_ADMIN_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .key }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The task-store address the gateway and workers call. */}}
 {{- define "genhub.taskstoreAddr" -}}
 {{- printf "%s:%d" (include "genhub.componentName" (dict "root" . "component" "taskstore")) (int .Values.taskstore.ports.grpc) }}

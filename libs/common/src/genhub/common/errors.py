@@ -70,6 +70,31 @@ class AlreadyExists(GenHubError):
     code = grpc.StatusCode.ALREADY_EXISTS
 
 
+class Aborted(GenHubError):
+    """A concurrent change won (a compare-and-set lost); re-read and retry."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+class Unauthenticated(GenHubError):
+    """No credentials, or credentials that name no live API key."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(GenHubError):
+    """The caller is known but may not do this."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class ResourceExhausted(GenHubError):
+    """A rate limit or quota refused the request; ``retry_after`` says when to try again."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    retryable = True
+
+
 class FailedPrecondition(GenHubError):
     """The resource is not in a state that allows the operation."""
 

@@ -35,7 +35,10 @@ def to_status(error: GenHubError) -> grpc.Status:
     if error.retry_after is not None:
         details.append(
             error_details_pb2.RetryInfo(
-                retry_delay=duration_pb2.Duration(nanos=0, seconds=int(error.retry_after))
+                retry_delay=duration_pb2.Duration(
+                    seconds=int(error.retry_after),
+                    nanos=int((error.retry_after % 1) * 1e9),
+                )
             )
         )
     packed = []

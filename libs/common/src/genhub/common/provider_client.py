@@ -19,9 +19,12 @@ class ProviderStoreClient:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = provider_store_pb2_grpc.ProviderStoreServiceStub(channel)
 
-    async def put_config(self, stored: pb.StoredProviderConfig) -> pb.StoredProviderConfig:
-        """Store a configuration (secrets already encrypted)."""
-        request = pb.PutProviderConfigRequest(stored=stored)
+    async def put_config(
+        self, stored: pb.StoredProviderConfig, expected_version: int = 0
+    ) -> pb.StoredProviderConfig:
+        """Store a configuration (secrets already encrypted); with ``expected_version``, only if
+        the stored one still has that version (``Aborted`` otherwise)."""
+        request = pb.PutProviderConfigRequest(stored=stored, expected_version=expected_version)
         return (await call(self._stub.PutProviderConfig, request)).stored
 
     async def get_config(self, provider: str) -> pb.StoredProviderConfig:

@@ -36,9 +36,15 @@ class Server:
     ``service_names`` are the API services it serves (none for a health-only server).
     """
 
-    def __init__(self, service_names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        service_names: Sequence[str],
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
+        """``interceptors`` run inside the common one (request id, metrics, error mapping), so
+        the GenHub errors they raise reach clients as statuses with details."""
         self.grpc = grpc.aio.server(
-            interceptors=[ServerInterceptor()],
+            interceptors=[ServerInterceptor(), *interceptors],
             options=[
                 ("grpc.max_receive_message_length", 32 * 1024 * 1024),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),

@@ -12,6 +12,7 @@ from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from genhub.common.errors import (
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     FieldViolation,
@@ -58,6 +59,8 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> GenHubError:
         return NotFound(message, reason=reason, metadata=metadata)
     if code == grpc.StatusCode.ALREADY_EXISTS:
         return AlreadyExists(message, reason=reason, metadata=metadata)
+    if code == grpc.StatusCode.ABORTED:
+        return Aborted(message, reason=reason, metadata=metadata)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return FailedPrecondition(message, reason=reason, metadata=metadata)
     if code in _SERVER_BUGS:

@@ -10,14 +10,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import redis.asyncio as aioredis
 
 from genhub.common import store_client
+from genhub.common.api_key_store_client import ApiKeyStoreClient
 from genhub.common.metrics import start_metrics_server
 from genhub.common.provider_client import ProviderStoreClient
+from genhub.common.ratelimit import Rate, RedisLimiter
 from genhub.common.secrets import SecretBox
 from genhub.common.server import Server, wait_for_signal
 from genhub.common.user_store_client import UserStoreClient
 from genhub.egress import EgressPolicy
+from genhub.gateway import auth
+from genhub.gateway.access import AuthInterceptor
+from genhub.gateway.api_key_servicer import ApiKeyServicer
 from genhub.gateway.catalogue import Catalogue
 from genhub.gateway.config import GatewaySettings
+from genhub.gateway.page_tokens import PageTokens
 from genhub.gateway.provider_servicer import ProviderServicer
 from genhub.gateway.rest import server as rest_server
 from genhub.gateway.rest.media_route import media_route
@@ -26,6 +32,8 @@ from genhub.gateway.users import UserServicer
 from genhub.gateway.watcher import TaskWatcher
 from genhub.media import MediaSettings, build_store
 from genhub.v1 import (
+    api_key_service_pb2,
+    api_key_service_pb2_grpc,
     provider_service_pb2,
     provider_service_pb2_grpc,
     task_service_pb2,
@@ -39,6 +47,7 @@ SERVICE_NAMES = [
     task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
     provider_service_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_name,
     user_service_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
+    api_key_service_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name,
 ]
 
 
@@ -47,7 +56,26 @@ async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]
     """Start the gateway; yields the server and its port, stops it on exit."""
     redis = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=2)
     async with store_client.connect(settings.taskstore_addr) as store:
-        server = Server(SERVICE_NAMES)
+        pepper = settings.api_key_pepper.get_secret_value()
+        pages = PageTokens.from_secret(pepper)
+        keys = ApiKeyStoreClient(store.channel)
+        resolver = (
+            auth.KeyResolver(
+                keys,
+                pepper.encode(),
+                bootstrap_key=settings.bootstrap_admin_key.get_secret_value(),
+                ttl=settings.api_key_cache_seconds,
+            )
+            if pepper
+            else None
+        )
+        interceptors = []
+        if settings.auth_enabled:
+            assert resolver is not None  # the settings require a pepper with auth on
+            limiter = RedisLimiter(redis, prefix=settings.events_prefix, name="gateway")
+            rate = Rate(settings.rate_limit_per_minute, 60.0, settings.rate_limit_burst)
+            interceptors.append(AuthInterceptor(resolver, limiter, rate))
+        server = Server(SERVICE_NAMES, interceptors)
         box = SecretBox.from_setting(settings.secrets_keys.get_secret_value())
         catalogue = Catalogue(store, settings.catalogue_ttl_seconds)
         task_service_pb2_grpc.add_TaskServiceServicer_to_server(
@@ -57,20 +85,23 @@ async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]
                 TaskWatcher(store, redis, settings.events_prefix),
                 box,
                 EgressPolicy.from_setting(settings.egress_allow),
+                pages=pages,
             ),
             server.grpc,
         )
+        users = UserStoreClient(store.channel)
+        api_key_service_pb2_grpc.add_ApiKeyServiceServicer_to_server(
+            ApiKeyServicer(keys, users, resolver, pages), server.grpc
+        )
         providers = ProviderServicer(store, ProviderStoreClient(store.channel), catalogue, box)
         provider_service_pb2_grpc.add_ProviderServiceServicer_to_server(providers, server.grpc)
-        user_service_pb2_grpc.add_UserServiceServicer_to_server(
-            UserServicer(UserStoreClient(store.channel)), server.grpc
-        )
+        user_service_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(users), server.grpc)
         port = server.bind(settings.gateway_listen)
         try:
             await server.start()
             await providers.reencrypt_stored_secrets()
             await server.mark_serving()
-            log.info("gateway serving", extra={"port": port})
+            log.info("gateway serving", extra={"port": port, "auth": settings.auth_enabled})
             yield server, port
         finally:
             await server.stop()

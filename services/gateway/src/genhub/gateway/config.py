@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from genhub.common.settings import ALL_INTERFACES, InfraSettings, ListenAddress
@@ -38,6 +38,33 @@ class GatewaySettings(InfraSettings):
     def _egress(cls, value: str) -> str:
         EgressPolicy.from_setting(value)  # ValueError names the bad entry
         return value
+
+    # Authentication and tenancy (genhub.gateway.access, docs/security.md). Off for `make run`;
+    # the Helm chart turns it on.
+    auth_enabled: bool = False
+    # Keys the HMAC of stored API keys and page tokens: at least 32 characters; required with
+    # auth on, and the same on every gateway replica.
+    api_key_pepper: SecretStr = SecretStr("")
+    # An admin key taken from the environment, to create the first real keys.
+    bootstrap_admin_key: SecretStr = SecretStr("")
+    # How long a key lookup is cached: a revocation reaches other replicas within this.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0)
+    # Requests per minute per API key (0: no limit); bursts up to rate_limit_burst (0: the
+    # per-minute figure).
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    rate_limit_burst: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _auth_secrets(self) -> GatewaySettings:
+        pepper = self.api_key_pepper.get_secret_value()
+        if pepper and len(pepper) < 32:
+            raise ValueError("GENHUB_API_KEY_PEPPER must be at least 32 characters")
+        if self.auth_enabled and not pepper:
+            raise ValueError("GENHUB_AUTH_ENABLED needs GENHUB_API_KEY_PEPPER")
+        bootstrap = self.bootstrap_admin_key.get_secret_value()
+        if bootstrap and len(bootstrap) < 32:
+            raise ValueError("GENHUB_BOOTSTRAP_ADMIN_KEY must be at least 32 characters")
+        return self
 
     @field_validator("rest_cors_origins", mode="before")
     @classmethod

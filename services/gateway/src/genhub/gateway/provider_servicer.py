@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import grpc
 from cryptography.fernet import InvalidToken
 
-from genhub.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from genhub.common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from genhub.common.provider_client import ProviderStoreClient
 from genhub.common.secrets import SecretBox, mask
 from genhub.common.store_client import TaskStoreClient
@@ -28,6 +28,7 @@ _SECRET_HEADER = re.compile(r"auth|key|token|secret|password|cookie|signature", 
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 MAX_TIMEOUT_SECONDS = 3600
 MAX_RETRIES = 10
+REENCRYPT_ATTEMPTS = 5
 
 
 def masked(stored: provider_store_pb2.StoredProviderConfig) -> provider_pb2.ProviderConfig:
@@ -263,33 +264,62 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
             return provider_pb2.ProviderConfig(provider=name, enabled=enabled)
 
     async def reencrypt_stored_secrets(self) -> int:
-        """Re-encrypt stored secrets under the primary key (after a key rotation)."""
+        """Re-encrypt stored secrets under the primary key (after a key rotation); returns how
+        many configurations were rewritten.
+
+        Each rewrite is a compare-and-set on the version it read: a configuration saved
+        meanwhile (by an operator, or another gateway replica) is never overwritten with the
+        older one; it is read again and re-encrypted only if it still needs it.
+        """
         if self._box is None:
             return 0
         changed = 0
         for stored in await self._providers.list_configs():
-            fresh = provider_store_pb2.StoredProviderConfig()
-            fresh.CopyFrom(stored)
-            dirty = False
-            for name in ("api_key_ciphertext", "secret_access_key_ciphertext"):
-                token = getattr(stored, name)
-                if token and not self._box.is_current(token):
+            for _ in range(REENCRYPT_ATTEMPTS):
+                fresh = self._rotated(stored)
+                if fresh is None:
+                    break
+                try:
+                    await self._providers.put_config(fresh, expected_version=stored.version)
+                except Aborted:
                     try:
-                        setattr(fresh, name, self._box.rotate(token))
-                    except InvalidToken:
-                        # Not fatal: the gateway must start; workers fail tasks that need it.
-                        log.error(
-                            "SECRET_UNREADABLE: a stored %s of %s matches no configured key",
-                            name.removesuffix("_ciphertext"),
-                            stored.config.provider,
-                        )
-                        continue
-                    dirty = True
-            if dirty:
-                await self._providers.put_config(fresh)
+                        stored = await self._providers.get_config(stored.config.provider)
+                    except NotFound:
+                        break  # deleted meanwhile: nothing left to re-encrypt
+                    continue
                 changed += 1
+                break
+            else:
+                log.warning(
+                    "provider config kept changing during re-encryption; left for the next start",
+                    extra={"provider": stored.config.provider},
+                )
         if changed:
             log.info(
                 "re-encrypted provider secrets under the primary key", extra={"configs": changed}
             )
         return changed
+
+    def _rotated(
+        self, stored: provider_store_pb2.StoredProviderConfig
+    ) -> provider_store_pb2.StoredProviderConfig | None:
+        """``stored`` with every secret under the primary key, or None if none needed it."""
+        assert self._box is not None
+        fresh = provider_store_pb2.StoredProviderConfig()
+        fresh.CopyFrom(stored)
+        dirty = False
+        for name in ("api_key_ciphertext", "secret_access_key_ciphertext"):
+            token = getattr(stored, name)
+            if token and not self._box.is_current(token):
+                try:
+                    setattr(fresh, name, self._box.rotate(token))
+                except InvalidToken:
+                    # Not fatal: the gateway must start; workers fail tasks that need it.
+                    log.error(
+                        "SECRET_UNREADABLE: a stored %s of %s matches no configured key",
+                        name.removesuffix("_ciphertext"),
+                        stored.config.provider,
+                    )
+                    continue
+                dirty = True
+        return fresh if dirty else None

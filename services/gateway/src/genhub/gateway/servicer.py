@@ -15,8 +15,9 @@ from genhub.common.secrets import SecretBox
 from genhub.common.store_client import TaskStoreClient
 from genhub.common.task_states import TERMINAL
 from genhub.egress import EgressPolicy, Resolver
-from genhub.gateway import validation
+from genhub.gateway import idempotency, tenancy, validation
 from genhub.gateway.catalogue import Catalogue
+from genhub.gateway.page_tokens import PageTokens
 from genhub.gateway.watcher import TaskWatcher
 from genhub.store.v1 import task_store_pb2
 from genhub.v1 import task_pb2, task_service_pb2, task_service_pb2_grpc
@@ -45,9 +46,12 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         box: SecretBox | None,
         egress: EgressPolicy | None = None,
         resolver: Resolver | None = None,
+        *,
+        pages: PageTokens | None = None,
     ) -> None:
         self._egress = egress or EgressPolicy()
         self._resolver = resolver
+        self._pages = pages or PageTokens.from_secret("")
         self._store = store
         self._catalogue = catalogue
         self._watcher = watcher
@@ -116,7 +120,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         )
         v.raise_if_any()
         return task_pb2.Task(
-            user_id=request.user_id,
+            user_id=tenancy.owner_for_create(request.user_id),
             idempotency_key=request.idempotency_key,
             type=task_type,
             provider=request.provider,
@@ -131,8 +135,10 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         task.request_credentials = bool(sealed)
         # One call: task-store stores the task as queued and publishes its message (its
         # outbox makes the two one write), so nothing here can leave a task unpublished.
-        stored, _ = await self._store.create(task, sealed)
+        stored, created = await self._store.create(task, sealed)
         glog.task_id.set(stored.task_id)
+        if not created:
+            idempotency.check_same_request(task, stored)
         wait = request.wait.seconds + request.wait.nanos / 1e9
         if wait > 0 and stored.status not in TERMINAL:
             stored = await self._watcher.wait_finished(stored.task_id, wait)
@@ -153,7 +159,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     ) -> task_service_pb2.GetTaskResponse:
         """Return a task."""
         _require_task_id(request.task_id)
-        task = await self._store.get(request.task_id)
+        task = tenancy.check_owner(await self._store.get(request.task_id))
         return task_service_pb2.GetTaskResponse(task=task)
 
     async def ListTasks(
@@ -161,17 +167,21 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     ) -> task_service_pb2.ListTasksResponse:
         """Return a page of tasks, newest first."""
         _check_page(request.page_size, request.type, request.status).raise_if_any()
+        user_id = tenancy.list_filter(request.user_id)
+        pages = self._pages.bind(
+            "ListTasks", user_id=user_id, type=request.type, status=request.status
+        )
         page = await self._store.list_tasks(
             task_store_pb2.ListTasksRequest(
-                user_id=request.user_id,
+                user_id=user_id,
                 type=request.type,
                 statuses=[request.status] if request.status else [],
                 page_size=min(request.page_size or 50, MAX_PAGE_SIZE),
-                page_token=request.page_token,
+                page_token=pages.unwrap(request.page_token),
             )
         )
         return task_service_pb2.ListTasksResponse(
-            tasks=page.tasks, next_page_token=page.next_page_token
+            tasks=page.tasks, next_page_token=pages.wrap(page.next_page_token)
         )
 
     async def DeleteTask(
@@ -179,6 +189,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     ) -> task_service_pb2.DeleteTaskResponse:
         """Delete a task; its worker skips it."""
         _require_task_id(request.task_id)
+        tenancy.check_owner(await self._store.get(request.task_id))
         await self._store.delete(request.task_id)
         return task_service_pb2.DeleteTaskResponse()
 
@@ -186,7 +197,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self, request: task_service_pb2.SearchTasksRequest, context: Context
     ) -> task_service_pb2.SearchTasksResponse:
         """Return a page of the tasks whose prompt contains the query, newest first."""
-        page = await self._search(request, request.type)
+        page = await self._search(request, request.type, "SearchTasks")
         return task_service_pb2.SearchTasksResponse(
             tasks=page.tasks, next_page_token=page.next_page_token
         )
@@ -196,17 +207,19 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     ) -> task_service_pb2.ListImagesResponse:
         """Return a page of image tasks, newest first."""
         _check_page(request.page_size, S.TASK_TYPE_IMAGE, request.status).raise_if_any()
+        user_id = tenancy.list_filter(request.user_id)
+        pages = self._pages.bind("ListImages", user_id=user_id, status=request.status)
         page = await self._store.list_tasks(
             task_store_pb2.ListTasksRequest(
-                user_id=request.user_id,
+                user_id=user_id,
                 type=S.TASK_TYPE_IMAGE,
                 statuses=[request.status] if request.status else [],
                 page_size=min(request.page_size or 50, MAX_PAGE_SIZE),
-                page_token=request.page_token,
+                page_token=pages.unwrap(request.page_token),
             )
         )
         return task_service_pb2.ListImagesResponse(
-            tasks=page.tasks, next_page_token=page.next_page_token
+            tasks=page.tasks, next_page_token=pages.wrap(page.next_page_token)
         )
 
     async def GetImage(
@@ -227,13 +240,13 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self, request: task_service_pb2.SearchImagesRequest, context: Context
     ) -> task_service_pb2.SearchImagesResponse:
         """Return a page of the image tasks whose prompt contains the query, newest first."""
-        page = await self._search(request, S.TASK_TYPE_IMAGE)
+        page = await self._search(request, S.TASK_TYPE_IMAGE, "SearchImages")
         return task_service_pb2.SearchImagesResponse(
             tasks=page.tasks, next_page_token=page.next_page_token
         )
 
     async def _search(
-        self, request: Any, task_type: task_pb2.TaskType.ValueType
+        self, request: Any, task_type: task_pb2.TaskType.ValueType, route: str
     ) -> task_store_pb2.SearchTasksResponse:
         v = _check_page(request.page_size, task_type, request.status)
         query = request.query.strip()
@@ -242,20 +255,26 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         elif len(query) > MAX_QUERY_CHARS:
             v.add("query", f"must be at most {MAX_QUERY_CHARS} characters (got {len(query)})")
         v.raise_if_any()
-        return await self._store.search(
+        user_id = tenancy.list_filter(request.user_id)
+        pages = self._pages.bind(
+            route, user_id=user_id, type=task_type, status=request.status, query=query
+        )
+        page = await self._store.search(
             task_store_pb2.SearchTasksRequest(
                 query=query,
-                user_id=request.user_id,
+                user_id=user_id,
                 type=task_type,
                 status=request.status,
                 page_size=min(request.page_size or 50, MAX_PAGE_SIZE),
-                page_token=request.page_token,
+                page_token=pages.unwrap(request.page_token),
             )
         )
+        page.next_page_token = pages.wrap(page.next_page_token)
+        return page
 
     async def _image(self, task_id: str) -> task_pb2.Task:
         _require_task_id(task_id)
-        task = await self._store.get(task_id)
+        task = tenancy.check_owner(await self._store.get(task_id))
         if task.type != S.TASK_TYPE_IMAGE:
             raise NotFound(
                 f"image {task_id} not found: task {task_id} is not an image task",
@@ -268,6 +287,8 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     ) -> task_service_pb2.CancelTaskResponse:
         """Cancel an unfinished task; FAILED_PRECONDITION once it has finished."""
         _require_task_id(request.task_id)
+        # Ownership first: another tenant's task is NOT_FOUND, never cancelled.
+        tenancy.check_owner(await self._store.get(request.task_id))
         return task_service_pb2.CancelTaskResponse(task=await self._store.cancel(request.task_id))
 
     async def WatchTask(
@@ -275,6 +296,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     ) -> AsyncIterator[task_service_pb2.WatchTaskResponse]:
         """Stream the task on every status change until it is terminal."""
         _require_task_id(request.task_id)
+        tenancy.check_owner(await self._store.get(request.task_id))
         async for task in self._watcher.changes(request.task_id):
             yield task_service_pb2.WatchTaskResponse(task=task)
 

@@ -18,6 +18,8 @@ from genhub.common.events import EventPublisher
 from genhub.common.metrics import start_metrics_server
 from genhub.common.server import Server, wait_for_signal
 from genhub.store.v1 import (
+    api_key_store_pb2,
+    api_key_store_pb2_grpc,
     provider_store_pb2,
     provider_store_pb2_grpc,
     task_store_pb2,
@@ -26,6 +28,8 @@ from genhub.store.v1 import (
     user_store_pb2_grpc,
 )
 from genhub.taskstore import task_metrics
+from genhub.taskstore.api_key_repository import ApiKeyRepository
+from genhub.taskstore.api_key_servicer import ApiKeyStoreServicer
 from genhub.taskstore.config import TaskStoreSettings
 from genhub.taskstore.mongo import Database
 from genhub.taskstore.mongo_task_repository import MongoTaskRepository
@@ -57,6 +61,7 @@ SERVICE_NAMES = [
     task_store_pb2.DESCRIPTOR.services_by_name["TaskStoreService"].full_name,
     provider_store_pb2.DESCRIPTOR.services_by_name["ProviderStoreService"].full_name,
     user_store_pb2.DESCRIPTOR.services_by_name["UserStoreService"].full_name,
+    api_key_store_pb2.DESCRIPTOR.services_by_name["ApiKeyStoreService"].full_name,
 ]
 
 
@@ -119,6 +124,11 @@ async def running(
         )
         user_store_pb2_grpc.add_UserStoreServiceServicer_to_server(
             UserStoreServicer(users), server.grpc
+        )
+        api_keys = ApiKeyRepository(database.collection("api_keys"))
+        await api_keys.ensure_indexes()
+        api_key_store_pb2_grpc.add_ApiKeyStoreServiceServicer_to_server(
+            ApiKeyStoreServicer(api_keys), server.grpc
         )
         await server.start()
         await server.mark_serving()

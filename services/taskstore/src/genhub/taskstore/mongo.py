@@ -116,8 +116,8 @@ class Collection:
     async def find_one_and_update(
         self, query: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False
     ) -> Document | None:
-        """Update one document by a query that the gate makes safe: on a gated database the
-        query must hold only ``_id`` (a compare-and-set goes through :meth:`update_if`)."""
+        """Update one document. Under the gate a query beyond ``_id`` is still exact (one
+        writer), but FerretDB scans for it: hot paths use :meth:`update_if` instead."""
         async with self.exclusive():
             doc = await self.raw.find_one_and_update(
                 query, update, upsert=upsert, return_document=ReturnDocument.AFTER

@@ -28,11 +28,12 @@ class ProviderStoreServicer(provider_store_pb2_grpc.ProviderStoreServiceServicer
     async def PutProviderConfig(
         self, request: pb.PutProviderConfigRequest, context: Context
     ) -> pb.PutProviderConfigResponse:
-        """Store a configuration."""
+        """Store a configuration; a compare-and-set when expected_version is set."""
         _require("stored.config.provider", request.stored.config.provider)
         if request.stored.config.api_key or request.stored.config.secret_access_key:
             raise InvalidArgument.one("stored.config", "secrets must arrive encrypted")
-        return pb.PutProviderConfigResponse(stored=await self._repo.put_config(request.stored))
+        stored = await self._repo.put_config(request.stored, request.expected_version)
+        return pb.PutProviderConfigResponse(stored=stored)
 
     async def GetProviderConfig(
         self, request: pb.GetProviderConfigRequest, context: Context

@@ -15,7 +15,7 @@ from google.protobuf import json_format, timestamp_pb2
 from pymongo import ASCENDING
 from pymongo.errors import PyMongoError
 
-from genhub.common.errors import NotFound, StoreError
+from genhub.common.errors import Aborted, NotFound, StoreError
 from genhub.store.v1 import provider_store_pb2
 from genhub.taskstore import documents
 from genhub.taskstore.mongo import Collection
@@ -54,6 +54,15 @@ def _stored(doc: dict[str, Any]) -> provider_store_pb2.StoredProviderConfig:
     return stored
 
 
+def _changed(name: str, expected: int, found: int) -> Aborted:
+    return Aborted(
+        f"provider {name!r} configuration changed meanwhile (expected version {expected}); "
+        "re-read it and retry",
+        reason="CONFIG_VERSION_MISMATCH",
+        metadata={"provider": name, "expected_version": str(expected), "found": str(found)},
+    )
+
+
 class ProviderRepository:
     """Provider documents (writes by ``_id`` through the database's write gate)."""
 
@@ -61,11 +70,20 @@ class ProviderRepository:
         self._providers = collection
 
     async def _update(
-        self, name: str, update: dict[str, Any], *, upsert: bool = False
+        self,
+        name: str,
+        update: dict[str, Any],
+        *,
+        upsert: bool = False,
+        expect: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
+        # ``expect`` adds conditions to the filter: a compare-and-set, atomic because every
+        # task-store write goes through the write gate (FerretDB's filtered updates are not).
         update.setdefault("$set", {})["updated_at"] = documents.now()
         try:
-            return await self._providers.find_one_and_update({"_id": name}, update, upsert=upsert)
+            return await self._providers.find_one_and_update(
+                {"_id": name, **(expect or {})}, update, upsert=upsert
+            )
         except PyMongoError as exc:
             raise StoreError(f"provider update failed: {exc}") from exc
 
@@ -126,18 +144,36 @@ class ProviderRepository:
         return merged_provider(updated)
 
     async def put_config(
-        self, stored: provider_store_pb2.StoredProviderConfig
+        self, stored: provider_store_pb2.StoredProviderConfig, expected_version: int = 0
     ) -> provider_store_pb2.StoredProviderConfig:
-        """Store a provider's configuration (its version is bumped)."""
+        """Store a provider's configuration; its version becomes the stored one's plus one.
+
+        Every write is conditional on the version it read, so two writers cannot both bump to
+        the same version; with ``expected_version`` the caller names the version it based its
+        change on (re-encryption after a key rotation), and ``Aborted`` answers when another
+        save came first, or the configuration was deleted meanwhile.
+        """
         name = stored.config.provider
         doc = await self._known(name)
+        current = int((doc.get("config") or {}).get("version", 0))
+        if expected_version and expected_version != current:
+            raise _changed(name, expected_version, current)
         body = provider_store_pb2.StoredProviderConfig()
         body.CopyFrom(stored)
-        body.version = int((doc.get("config") or {}).get("version", 0)) + 1
+        body.version = current + 1
         body.config.ClearField("enabled")
         body.config.ClearField("update_time")
-        updated = await self._update(name, {"$set": {"config": documents.as_dict(body)}})
-        assert updated is not None
+        # proto3 JSON stores the int64 version as a string; match either form.
+        expect: dict[str, Any] = (
+            {"config.version": {"$in": [current, str(current)]}}
+            if current
+            else {"config": {"$exists": False}}
+        )
+        updated = await self._update(
+            name, {"$set": {"config": documents.as_dict(body)}}, expect=expect
+        )
+        if updated is None:
+            raise _changed(name, expected_version or current, -1)
         return _stored(updated)
 
     async def get_config(self, name: str) -> provider_store_pb2.StoredProviderConfig:

@@ -26,7 +26,7 @@ from genhub.v1 import provider_pb2 as genhub_dot_v1_dot_provider__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$genhub/store/v1/provider_store.proto\x12\x0fgenhub.store.v1\x1a\x18genhub/v1/provider.proto\x1a\x1fgoogle/api/field_behavior.proto\"\xd6\x01\n\x14StoredProviderConfig\x12/\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x19.genhub.v1.ProviderConfigB\x04\xe2\x41\x01\x02\x12\x1a\n\x12\x61pi_key_ciphertext\x18\x02 \x01(\t\x12\x14\n\x0c\x61pi_key_hint\x18\x03 \x01(\t\x12$\n\x1csecret_access_key_ciphertext\x18\x04 \x01(\t\x12\x1e\n\x16secret_access_key_hint\x18\x05 \x01(\t\x12\x15\n\x07version\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x03\"W\n\x18PutProviderConfigRequest\x12;\n\x06stored\x18\x01 \x01(\x0b\x32%.genhub.store.v1.StoredProviderConfigB\x04\xe2\x41\x01\x02\"R\n\x19PutProviderConfigResponse\x12\x35\n\x06stored\x18\x01 \x01(\x0b\x32%.genhub.store.v1.StoredProviderConfig\"2\n\x18GetProviderConfigRequest\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"R\n\x19GetProviderConfigResponse\x12\x35\n\x06stored\x18\x01 \x01(\x0b\x32%.genhub.store.v1.StoredProviderConfig\"\x1c\n\x1aListProviderConfigsRequest\"T\n\x1bListProviderConfigsResponse\x12\x35\n\x06stored\x18\x01 \x03(\x0b\x32%.genhub.store.v1.StoredProviderConfig\"5\n\x1b\x44\x65leteProviderConfigRequest\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x1e\n\x1c\x44\x65leteProviderConfigResponse\"D\n\x19SetProviderEnabledRequest\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\"C\n\x1aSetProviderEnabledResponse\x12%\n\x08provider\x18\x01 \x01(\x0b\x32\x13.genhub.v1.Provider\"X\n\x17PutModelOverrideRequest\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12%\n\x05model\x18\x02 \x01(\x0b\x32\x10.genhub.v1.ModelB\x04\xe2\x41\x01\x02\"A\n\x18PutModelOverrideResponse\x12%\n\x08provider\x18\x01 \x01(\x0b\x32\x13.genhub.v1.Provider\"I\n\x1a\x44\x65leteModelOverrideRequest\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05model\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"D\n\x1b\x44\x65leteModelOverrideResponse\x12%\n\x08provider\x18\x01 \x01(\x0b\x32\x13.genhub.v1.Provider2\x9f\x06\n\x14ProviderStoreService\x12j\n\x11PutProviderConfig\x12).genhub.store.v1.PutProviderConfigRequest\x1a*.genhub.store.v1.PutProviderConfigResponse\x12j\n\x11GetProviderConfig\x12).genhub.store.v1.GetProviderConfigRequest\x1a*.genhub.store.v1.GetProviderConfigResponse\x12p\n\x13ListProviderConfigs\x12+.genhub.store.v1.ListProviderConfigsRequest\x1a,.genhub.store.v1.ListProviderConfigsResponse\x12s\n\x14\x44\x65leteProviderConfig\x12,.genhub.store.v1.DeleteProviderConfigRequest\x1a-.genhub.store.v1.DeleteProviderConfigResponse\x12m\n\x12SetProviderEnabled\x12*.genhub.store.v1.SetProviderEnabledRequest\x1a+.genhub.store.v1.SetProviderEnabledResponse\x12g\n\x10PutModelOverride\x12(.genhub.store.v1.PutModelOverrideRequest\x1a).genhub.store.v1.PutModelOverrideResponse\x12p\n\x13\x44\x65leteModelOverride\x12+.genhub.store.v1.DeleteModelOverrideRequest\x1a,.genhub.store.v1.DeleteModelOverrideResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$genhub/store/v1/provider_store.proto\x12\x0fgenhub.store.v1\x1a\x18genhub/v1/provider.proto\x1a\x1fgoogle/api/field_behavior.proto\"\xd6\x01\n\x14StoredProviderConfig\x12/\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x19.genhub.v1.ProviderConfigB\x04\xe2\x41\x01\x02\x12\x1a\n\x12\x61pi_key_ciphertext\x18\x02 \x01(\t\x12\x14\n\x0c\x61pi_key_hint\x18\x03 \x01(\t\x12$\n\x1csecret_access_key_ciphertext\x18\x04 \x01(\t\x12\x1e\n\x16secret_access_key_hint\x18\x05 \x01(\t\x12\x15\n\x07version\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x03\"q\n\x18PutProviderConfigRequest\x12;\n\x06stored\x18\x01 \x01(\x0b\x32%.genhub.store.v1.StoredProviderConfigB\x04\xe2\x41\x01\x02\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"R\n\x19PutProviderConfigResponse\x12\x35\n\x06stored\x18\x01 \x01(\x0b\x32%.genhub.store.v1.StoredProviderConfig\"2\n\x18GetProviderConfigRequest\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"R\n\x19GetProviderConfigResponse\x12\x35\n\x06stored\x18\x01 \x01(\x0b\x32%.genhub.store.v1.StoredProviderConfig\"\x1c\n\x1aListProviderConfigsRequest\"T\n\x1bListProviderConfigsResponse\x12\x35\n\x06stored\x18\x01 \x03(\x0b\x32%.genhub.store.v1.StoredProviderConfig\"5\n\x1b\x44\x65leteProviderConfigRequest\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x1e\n\x1c\x44\x65leteProviderConfigResponse\"D\n\x19SetProviderEnabledRequest\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\"C\n\x1aSetProviderEnabledResponse\x12%\n\x08provider\x18\x01 \x01(\x0b\x32\x13.genhub.v1.Provider\"X\n\x17PutModelOverrideRequest\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12%\n\x05model\x18\x02 \x01(\x0b\x32\x10.genhub.v1.ModelB\x04\xe2\x41\x01\x02\"A\n\x18PutModelOverrideResponse\x12%\n\x08provider\x18\x01 \x01(\x0b\x32\x13.genhub.v1.Provider\"I\n\x1a\x44\x65leteModelOverrideRequest\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05model\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"D\n\x1b\x44\x65leteModelOverrideResponse\x12%\n\x08provider\x18\x01 \x01(\x0b\x32\x13.genhub.v1.Provider2\x9f\x06\n\x14ProviderStoreService\x12j\n\x11PutProviderConfig\x12).genhub.store.v1.PutProviderConfigRequest\x1a*.genhub.store.v1.PutProviderConfigResponse\x12j\n\x11GetProviderConfig\x12).genhub.store.v1.GetProviderConfigRequest\x1a*.genhub.store.v1.GetProviderConfigResponse\x12p\n\x13ListProviderConfigs\x12+.genhub.store.v1.ListProviderConfigsRequest\x1a,.genhub.store.v1.ListProviderConfigsResponse\x12s\n\x14\x44\x65leteProviderConfig\x12,.genhub.store.v1.DeleteProviderConfigRequest\x1a-.genhub.store.v1.DeleteProviderConfigResponse\x12m\n\x12SetProviderEnabled\x12*.genhub.store.v1.SetProviderEnabledRequest\x1a+.genhub.store.v1.SetProviderEnabledResponse\x12g\n\x10PutModelOverride\x12(.genhub.store.v1.PutModelOverrideRequest\x1a).genhub.store.v1.PutModelOverrideResponse\x12p\n\x13\x44\x65leteModelOverride\x12+.genhub.store.v1.DeleteModelOverrideRequest\x1a,.genhub.store.v1.DeleteModelOverrideResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -56,33 +56,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STOREDPROVIDERCONFIG']._serialized_start=117
   _globals['_STOREDPROVIDERCONFIG']._serialized_end=331
   _globals['_PUTPROVIDERCONFIGREQUEST']._serialized_start=333
-  _globals['_PUTPROVIDERCONFIGREQUEST']._serialized_end=420
-  _globals['_PUTPROVIDERCONFIGRESPONSE']._serialized_start=422
-  _globals['_PUTPROVIDERCONFIGRESPONSE']._serialized_end=504
-  _globals['_GETPROVIDERCONFIGREQUEST']._serialized_start=506
-  _globals['_GETPROVIDERCONFIGREQUEST']._serialized_end=556
-  _globals['_GETPROVIDERCONFIGRESPONSE']._serialized_start=558
-  _globals['_GETPROVIDERCONFIGRESPONSE']._serialized_end=640
-  _globals['_LISTPROVIDERCONFIGSREQUEST']._serialized_start=642
-  _globals['_LISTPROVIDERCONFIGSREQUEST']._serialized_end=670
-  _globals['_LISTPROVIDERCONFIGSRESPONSE']._serialized_start=672
-  _globals['_LISTPROVIDERCONFIGSRESPONSE']._serialized_end=756
-  _globals['_DELETEPROVIDERCONFIGREQUEST']._serialized_start=758
-  _globals['_DELETEPROVIDERCONFIGREQUEST']._serialized_end=811
-  _globals['_DELETEPROVIDERCONFIGRESPONSE']._serialized_start=813
-  _globals['_DELETEPROVIDERCONFIGRESPONSE']._serialized_end=843
-  _globals['_SETPROVIDERENABLEDREQUEST']._serialized_start=845
-  _globals['_SETPROVIDERENABLEDREQUEST']._serialized_end=913
-  _globals['_SETPROVIDERENABLEDRESPONSE']._serialized_start=915
-  _globals['_SETPROVIDERENABLEDRESPONSE']._serialized_end=982
-  _globals['_PUTMODELOVERRIDEREQUEST']._serialized_start=984
-  _globals['_PUTMODELOVERRIDEREQUEST']._serialized_end=1072
-  _globals['_PUTMODELOVERRIDERESPONSE']._serialized_start=1074
-  _globals['_PUTMODELOVERRIDERESPONSE']._serialized_end=1139
-  _globals['_DELETEMODELOVERRIDEREQUEST']._serialized_start=1141
-  _globals['_DELETEMODELOVERRIDEREQUEST']._serialized_end=1214
-  _globals['_DELETEMODELOVERRIDERESPONSE']._serialized_start=1216
-  _globals['_DELETEMODELOVERRIDERESPONSE']._serialized_end=1284
-  _globals['_PROVIDERSTORESERVICE']._serialized_start=1287
-  _globals['_PROVIDERSTORESERVICE']._serialized_end=2086
+  _globals['_PUTPROVIDERCONFIGREQUEST']._serialized_end=446
+  _globals['_PUTPROVIDERCONFIGRESPONSE']._serialized_start=448
+  _globals['_PUTPROVIDERCONFIGRESPONSE']._serialized_end=530
+  _globals['_GETPROVIDERCONFIGREQUEST']._serialized_start=532
+  _globals['_GETPROVIDERCONFIGREQUEST']._serialized_end=582
+  _globals['_GETPROVIDERCONFIGRESPONSE']._serialized_start=584
+  _globals['_GETPROVIDERCONFIGRESPONSE']._serialized_end=666
+  _globals['_LISTPROVIDERCONFIGSREQUEST']._serialized_start=668
+  _globals['_LISTPROVIDERCONFIGSREQUEST']._serialized_end=696
+  _globals['_LISTPROVIDERCONFIGSRESPONSE']._serialized_start=698
+  _globals['_LISTPROVIDERCONFIGSRESPONSE']._serialized_end=782
+  _globals['_DELETEPROVIDERCONFIGREQUEST']._serialized_start=784
+  _globals['_DELETEPROVIDERCONFIGREQUEST']._serialized_end=837
+  _globals['_DELETEPROVIDERCONFIGRESPONSE']._serialized_start=839
+  _globals['_DELETEPROVIDERCONFIGRESPONSE']._serialized_end=869
+  _globals['_SETPROVIDERENABLEDREQUEST']._serialized_start=871
+  _globals['_SETPROVIDERENABLEDREQUEST']._serialized_end=939
+  _globals['_SETPROVIDERENABLEDRESPONSE']._serialized_start=941
+  _globals['_SETPROVIDERENABLEDRESPONSE']._serialized_end=1008
+  _globals['_PUTMODELOVERRIDEREQUEST']._serialized_start=1010
+  _globals['_PUTMODELOVERRIDEREQUEST']._serialized_end=1098
+  _globals['_PUTMODELOVERRIDERESPONSE']._serialized_start=1100
+  _globals['_PUTMODELOVERRIDERESPONSE']._serialized_end=1165
+  _globals['_DELETEMODELOVERRIDEREQUEST']._serialized_start=1167
+  _globals['_DELETEMODELOVERRIDEREQUEST']._serialized_end=1240
+  _globals['_DELETEMODELOVERRIDERESPONSE']._serialized_start=1242
+  _globals['_DELETEMODELOVERRIDERESPONSE']._serialized_end=1310
+  _globals['_PROVIDERSTORESERVICE']._serialized_start=1313
+  _globals['_PROVIDERSTORESERVICE']._serialized_end=2112
 # @@protoc_insertion_point(module_scope)

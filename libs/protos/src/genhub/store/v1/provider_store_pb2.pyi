@@ -70,6 +70,11 @@ class PutProviderConfigRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STORED_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    expected_version: _builtins.int
+    """When non-zero, store only if the stored configuration still has this version (ABORTED
+    otherwise, and for a configuration that no longer exists). Zero writes unconditionally.
+    """
     @_builtins.property
     def stored(self) -> Global___StoredProviderConfig:
         """The configuration."""
@@ -78,10 +83,11 @@ class PutProviderConfigRequest(_message.Message):
         self,
         *,
         stored: Global___StoredProviderConfig | None = ...,
+        expected_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["stored", b"stored"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["stored", b"stored"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_version", b"expected_version", "stored", b"stored"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

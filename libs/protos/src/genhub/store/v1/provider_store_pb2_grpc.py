@@ -79,7 +79,8 @@ class ProviderStoreServiceServicer:
     """
 
     def PutProviderConfig(self, request, context):
-        """PutProviderConfig stores a provider's configuration.
+        """PutProviderConfig stores a provider's configuration. With expected_version set, the write
+        is a compare-and-set: ABORTED when the stored version differs (someone saved meanwhile).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

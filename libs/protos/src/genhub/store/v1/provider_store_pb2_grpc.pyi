@@ -36,7 +36,9 @@ class ProviderStoreServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ProviderStoreServiceAsyncStub: ...
     PutProviderConfig: _grpc.UnaryUnaryMultiCallable[_provider_store_pb2.PutProviderConfigRequest, _provider_store_pb2.PutProviderConfigResponse]
-    """PutProviderConfig stores a provider's configuration."""
+    """PutProviderConfig stores a provider's configuration. With expected_version set, the write
+    is a compare-and-set: ABORTED when the stored version differs (someone saved meanwhile).
+    """
     GetProviderConfig: _grpc.UnaryUnaryMultiCallable[_provider_store_pb2.GetProviderConfigRequest, _provider_store_pb2.GetProviderConfigResponse]
     """GetProviderConfig returns a provider's stored configuration, NOT_FOUND if none."""
     ListProviderConfigs: _grpc.UnaryUnaryMultiCallable[_provider_store_pb2.ListProviderConfigsRequest, _provider_store_pb2.ListProviderConfigsResponse]
@@ -58,7 +60,9 @@ class ProviderStoreServiceAsyncStub(ProviderStoreServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     PutProviderConfig: _aio.UnaryUnaryMultiCallable[_provider_store_pb2.PutProviderConfigRequest, _provider_store_pb2.PutProviderConfigResponse]  # type: ignore[assignment]
-    """PutProviderConfig stores a provider's configuration."""
+    """PutProviderConfig stores a provider's configuration. With expected_version set, the write
+    is a compare-and-set: ABORTED when the stored version differs (someone saved meanwhile).
+    """
     GetProviderConfig: _aio.UnaryUnaryMultiCallable[_provider_store_pb2.GetProviderConfigRequest, _provider_store_pb2.GetProviderConfigResponse]  # type: ignore[assignment]
     """GetProviderConfig returns a provider's stored configuration, NOT_FOUND if none."""
     ListProviderConfigs: _aio.UnaryUnaryMultiCallable[_provider_store_pb2.ListProviderConfigsRequest, _provider_store_pb2.ListProviderConfigsResponse]  # type: ignore[assignment]
@@ -83,7 +87,9 @@ class ProviderStoreServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _provider_store_pb2.PutProviderConfigRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_provider_store_pb2.PutProviderConfigResponse, _abc.Awaitable[_provider_store_pb2.PutProviderConfigResponse]]:
-        """PutProviderConfig stores a provider's configuration."""
+        """PutProviderConfig stores a provider's configuration. With expected_version set, the write
+        is a compare-and-set: ABORTED when the stored version differs (someone saved meanwhile).
+        """
 
     @_abc_1.abstractmethod
     def GetProviderConfig(

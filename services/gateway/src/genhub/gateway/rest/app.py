@@ -29,7 +29,14 @@ log = logging.getLogger(__name__)
 OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
 # Response headers a browser script may read on a cross-origin response.
-EXPOSED_HEADERS = ["X-Request-Id", OVERHEAD_HEADER, "Server-Timing", "Location", "Link"]
+EXPOSED_HEADERS = [
+    "X-Request-Id",
+    OVERHEAD_HEADER,
+    "Server-Timing",
+    "Location",
+    "Link",
+    "Retry-After",
+]
 # The gRPC code an HTTP error that never reached the dispatcher stands for.
 _CODE_FOR_HTTP = {
     400: grpc.StatusCode.INVALID_ARGUMENT,

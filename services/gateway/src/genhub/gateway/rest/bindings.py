@@ -13,7 +13,12 @@ from google.protobuf.message import Message
 
 from genhub.gateway.rest import fields
 from genhub.gateway.rest.paths import PathTemplate
-from genhub.v1 import provider_service_pb2, task_service_pb2, user_service_pb2
+from genhub.v1 import (
+    api_key_service_pb2,
+    provider_service_pb2,
+    task_service_pb2,
+    user_service_pb2,
+)
 
 # The public API: every service here gets REST routes, whether or not the gRPC server
 # implements it yet (an unregistered service answers UNIMPLEMENTED, i.e. HTTP 501).
@@ -21,6 +26,7 @@ PUBLIC_SERVICES: tuple[ServiceDescriptor, ...] = (
     task_service_pb2.DESCRIPTOR.services_by_name["TaskService"],
     provider_service_pb2.DESCRIPTOR.services_by_name["ProviderService"],
     user_service_pb2.DESCRIPTOR.services_by_name["UserService"],
+    api_key_service_pb2.DESCRIPTOR.services_by_name["ApiKeyService"],
 )
 TASK_MESSAGE = "genhub.v1.Task"
 

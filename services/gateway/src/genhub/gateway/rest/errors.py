@@ -4,6 +4,7 @@ grpc-gateway gives each gRPC code, for failed RPCs and for requests that never r
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -89,6 +90,7 @@ class RestError(Exception):
         status = rpc_status(error)
         made = cls(code_of(status.code), status.message)
         made.status = status
+        made.headers.update(_status_headers(status))
         return made
 
     def response(self, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -98,6 +100,20 @@ class RestError(Exception):
             status_code=self.http_status,
             headers={**self.headers, **(headers or {})},
         )
+
+
+def _status_headers(status: status_pb2.Status) -> dict[str, str]:
+    """HTTP headers a status implies: ``Retry-After`` (whole seconds, rounded up; RFC 9110
+    section 10.2.3) from a RetryInfo detail, ``WWW-Authenticate`` on 401 (RFC 6750)."""
+    headers: dict[str, str] = {}
+    for detail in status.details:
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            delay = info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+            headers["Retry-After"] = str(max(1, math.ceil(delay)))
+    if status.code == grpc.StatusCode.UNAUTHENTICATED.value[0]:
+        headers["WWW-Authenticate"] = 'Bearer realm="genhub"'
+    return headers
 
 
 def rpc_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:

@@ -1,0 +1,1 @@
+"""genhubctl, the GenHub operator CLI: ``genhub.ctl.app`` is its Typer application."""
