@@ -14,8 +14,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from prometheus_client import REGISTRY
 
-from genhub.common.errors import InvalidArgument, NotFound
-from genhub.common.interceptor import ServerInterceptor, code_label
+from genhub.common.errors import InvalidArgument, NotFound, PermissionDenied
+from genhub.common.interceptor import ServerInterceptor, code_label, guarded
 from tests.support.waiting import eventually
 
 SERVICE = "genhub.test.Styles"
@@ -187,16 +187,42 @@ BIDI: dict[str, Callable[..., Any]] = {
 }
 
 
-@pytest.fixture(scope="module")
-async def channel() -> AsyncIterator[grpc.aio.Channel]:
-    """A real grpc.aio server with every handler above behind the interceptor."""
+class Gate(grpc.aio.ServerInterceptor):
+    """An interceptor of a service's own (as the gateway's auth is), built on ``guarded``:
+    calls without ``x-allow: yes`` are refused before their handler runs."""
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+
+        async def admit(context: Any) -> None:
+            if ("x-allow", "yes") not in tuple(context.invocation_metadata() or ()):
+                raise PermissionDenied("no x-allow", reason="NOT_ALLOWED")
+
+        return guarded(handler, admit)
+
+
+def styles_server() -> grpc.aio.Server:
+    """A server with every handler above, behind the common interceptor and a guard."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     handlers |= {n: grpc.unary_unary_rpc_method_handler(h) for n, h in UNARY.items()}
     handlers |= {n: grpc.unary_stream_rpc_method_handler(h) for n, h in SERVER_STREAM.items()}
     handlers |= {n: grpc.stream_unary_rpc_method_handler(h) for n, h in CLIENT_STREAM.items()}
     handlers |= {n: grpc.stream_stream_rpc_method_handler(h) for n, h in BIDI.items()}
-    server = grpc.aio.server(interceptors=[ServerInterceptor()])
+    server = grpc.aio.server(interceptors=[ServerInterceptor(), Gate()])
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
+    return server
+
+
+# What the guard wants; every helper below sends it unless told otherwise.
+ALLOW = (("x-allow", "yes"),)
+
+
+@pytest.fixture(scope="module")
+async def channel() -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to the styles server whose calls the guard admits."""
+    server = styles_server()
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as open_channel:
@@ -237,38 +263,49 @@ def path(method: str) -> str:
 # The multi-callables are typed for protobuf messages; these calls send raw bytes.
 
 
-async def unary(channel: grpc.aio.Channel, method: str, request: bytes = b"ab") -> bytes:
+async def unary(
+    channel: grpc.aio.Channel, method: str, request: bytes = b"ab", metadata: Any = ALLOW
+) -> bytes:
     stub: Any = channel.unary_unary(path(method))
-    result = await stub(request, timeout=5)
+    result = await stub(request, timeout=5, metadata=metadata)
     assert isinstance(result, bytes)
     return result
 
 
 async def server_stream(
-    channel: grpc.aio.Channel, method: str, into: list[bytes] | None = None
+    channel: grpc.aio.Channel,
+    method: str,
+    into: list[bytes] | None = None,
+    metadata: Any = ALLOW,
 ) -> list[bytes]:
     """The responses, each also appended to ``into`` as it arrives."""
     stub: Any = channel.unary_stream(path(method))
     received = [] if into is None else into
-    async for item in stub(b"m", timeout=5):
+    async for item in stub(b"m", timeout=5, metadata=metadata):
         received.append(item)
     return received
 
 
-async def client_stream(channel: grpc.aio.Channel, method: str, parts: list[bytes]) -> bytes:
+async def client_stream(
+    channel: grpc.aio.Channel, method: str, parts: list[bytes], metadata: Any = ALLOW
+) -> bytes:
     stub: Any = channel.stream_unary(path(method))
-    result = await stub(iter(parts), timeout=5)
+    result = await stub(iter(parts), timeout=5, metadata=metadata)
     assert isinstance(result, bytes)
     return result
 
 
 async def bidi(
-    channel: grpc.aio.Channel, method: str, parts: list[bytes], into: list[bytes] | None = None
+    channel: grpc.aio.Channel,
+    method: str,
+    parts: list[bytes],
+    into: list[bytes] | None = None,
+    metadata: Any = ALLOW,
 ) -> list[bytes]:
     """The responses, each also appended to ``into`` as it arrives."""
     stub: Any = channel.stream_stream(path(method))
     received = [] if into is None else into
-    async for item in stub(iter(parts), timeout=5):
+    async for item in stub(iter(parts), timeout=5, metadata=metadata):
         received.append(item)
     return received
 
@@ -450,7 +487,7 @@ async def test_a_stream_the_client_cancels_is_counted_as_canceled(
 ) -> None:
     before = handled("StreamUntilCancelled", "server_stream", "Canceled")
     stub: Any = channel.unary_stream(path("StreamUntilCancelled"))
-    call = stub(b"m")
+    call = stub(b"m", metadata=ALLOW)
     assert await call.read() == b"first"
     call.cancel()
     await wait_handled("StreamUntilCancelled", "server_stream", "Canceled", before + 1)
@@ -461,3 +498,42 @@ def test_code_labels_are_go_grpc_prometheus_spellings() -> None:
     assert code_label(grpc.StatusCode.CANCELLED) == "Canceled"
     assert code_label(grpc.StatusCode.DEADLINE_EXCEEDED) == "DeadlineExceeded"
     assert code_label(grpc.StatusCode.UNAVAILABLE) == "Unavailable"
+
+
+# ------------------------------------------------------------------ guards ----
+
+STYLE_CALLS: list[tuple[str, str]] = [
+    *((name, "unary") for name in ("UnaryAsync", "UnarySync")),
+    *(
+        (name, "server_stream")
+        for name in ("StreamAsyncGenerator", "StreamWriter", "StreamSyncGenerator")
+    ),
+    *(
+        (name, "client_stream")
+        for name in ("ClientStreamIterator", "ClientStreamReader", "ClientStreamSync")
+    ),
+    *((name, "bidi") for name in ("BidiAsyncGenerator", "BidiWriter", "BidiSyncGenerator")),
+]
+
+
+async def call_style(channel: grpc.aio.Channel, method: str, kind: str, metadata: Any) -> Any:
+    if kind == "unary":
+        return await unary(channel, method, metadata=metadata)
+    if kind == "server_stream":
+        return await server_stream(channel, method, metadata=metadata)
+    if kind == "client_stream":
+        return await client_stream(channel, method, [b"a", b"b"], metadata=metadata)
+    return await bidi(channel, method, [b"ab"], metadata=metadata)
+
+
+@pytest.mark.parametrize(("method", "kind"), STYLE_CALLS)
+async def test_a_guard_refuses_every_handler_style_before_it_runs(
+    channel: grpc.aio.Channel, method: str, kind: str
+) -> None:
+    """An interceptor built on ``guarded`` (as the gateway's auth is) keeps each style working
+    when it admits, and ends the call with its error, mapped, when it refuses."""
+    assert await call_style(channel, method, kind, ALLOW)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call_style(channel, method, kind, ())
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert caught.value.details() == "no x-allow"

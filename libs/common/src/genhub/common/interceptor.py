@@ -31,7 +31,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import grpc
@@ -284,6 +284,70 @@ def _sync_stream_response(
             call.finish(recording)
 
     return wrapped
+
+
+# ------------------------------------------------------------------ guards ----
+
+Check = Callable[[Any], Coroutine[Any, Any, None]]
+
+
+def guarded(
+    handler: grpc.RpcMethodHandler[Any, Any], check: Check
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """``handler`` with ``await check(context)`` run first, in the handler's own style and
+    context, for interceptors of their own (authentication, admission): whatever ``check``
+    raises ends the call as its handler would have (this module's interceptor maps it).
+
+    Threaded (sync) handlers run ``check`` on the event loop this is called from (an
+    interceptor's ``intercept_service`` runs there) and wait for it.
+    """
+    loop = asyncio.get_running_loop()
+
+    def wrap(behavior: Callable[..., Any], streams: bool) -> Callable[..., Any]:
+        if inspect.isasyncgenfunction(behavior):
+
+            async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                await check(context)
+                async for item in behavior(request, context):
+                    yield item
+
+            return stream
+        if inspect.iscoroutinefunction(behavior):
+
+            async def call(request: Any, context: Any) -> Any:
+                await check(context)
+                return await behavior(request, context)
+
+            return call
+        if streams:
+            # gRPC calls a threaded stream handler on the loop (only its iteration runs in a
+            # thread), so the check must wait for the first item, inside the generator.
+
+            def sync_stream(request: Any, context: Any) -> Iterator[Any]:
+                asyncio.run_coroutine_threadsafe(check(context), loop).result()
+                yield from behavior(request, context)
+
+            return sync_stream
+
+        def sync_call(request: Any, context: Any) -> Any:
+            asyncio.run_coroutine_threadsafe(check(context), loop).result()
+            return behavior(request, context)
+
+        return sync_call
+
+    codec = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary, False), **codec)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream, True), **codec)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary, False), **codec)
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream, True), **codec)
+    return handler
 
 
 # ------------------------------------------------------------ interceptor ----
