@@ -234,7 +234,6 @@ def test_connections_and_keys_come_from_existing_secrets() -> None:
     objects = render("external-secrets-values.yaml")
     gateway = secret_refs(one(objects, "Deployment", name("gateway")))
     assert gateway == {
-        "GENHUB_AMQP_URL": ("rabbitmq-credentials", "amqp-uri"),
         "GENHUB_REDIS_URL": ("redis-credentials", "url"),
         "GENHUB_SECRETS_KEYS": ("genhub-fernet", "current"),
         "GENHUB_OBJECT_STORE_URL": ("media-bucket", "s3-url"),
@@ -244,6 +243,7 @@ def test_connections_and_keys_come_from_existing_secrets() -> None:
     store = secret_refs(one(objects, "Deployment", name("taskstore")))
     assert store == {
         "GENHUB_MONGO_URL": ("mongodb-credentials", "uri"),
+        "GENHUB_AMQP_URL": ("rabbitmq-credentials", "amqp-uri"),
         "GENHUB_REDIS_URL": ("redis-credentials", "url"),
     }
     openai = secret_refs(one(objects, "Deployment", name("worker-openai")))
