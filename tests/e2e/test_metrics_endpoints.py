@@ -90,6 +90,7 @@ async def stack(vhost: str, database: str) -> AsyncIterator[dict[str, Any]]:
         "GENHUB_SECRETS_KEYS": SecretBox.generate_key(),
         "GENHUB_METRICS_LISTEN": "0.0.0.0:0",
         "GENHUB_LOG_LEVEL": "INFO",
+        "GENHUB_QUEUE_METRICS_SECONDS": "0.2",
     }
     store = f"127.0.0.1:{free_port()}"
     gateway = f"127.0.0.1:{free_port()}"
@@ -190,6 +191,10 @@ async def test_every_service_exposes_checked_metrics_on_every_interface(
     assert value(store, "genhub_task_queue_wait_seconds_count", provider="demo") == 1
     assert value(store, "genhub_task_end_to_end_seconds_count", provider="demo") == 1
     assert value(store, "genhub_store_writes_total") >= 3
+    # Queue gauges, also task-store's: the demo queue, drained, with the worker consuming.
+    queue = {"provider": "demo", "queue": "genhub.tasks.demo"}
+    assert value(store, "genhub_queue_consumers", **queue) == 1
+    assert value(store, "genhub_queue_depth", **queue) == 0
 
     # Worker series: its metrics hook.
     _, worker = await scrape(services["worker"])

@@ -12,8 +12,8 @@ Who records what:
   transition hook (genhub.taskstore.task_metrics), the one place every status change passes.
 - provider calls, retries, dead letters, in-flight and concurrency: the worker's metrics hook
   (genhub.dispatcher.metrics).
-- ``genhub_queue_depth`` / ``genhub_queue_consumers``: defined here, not yet recorded by any
-  service (see docs/operations.md, "Metrics").
+- ``genhub_queue_depth`` / ``genhub_queue_consumers``: task-store, which reads every known
+  provider's queues from the broker (genhub.taskstore.queue_metrics).
 
 Label values are small, closed sets (providers, models, enum names, status codes), never ids.
 """

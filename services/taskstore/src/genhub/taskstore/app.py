@@ -37,6 +37,7 @@ from genhub.taskstore.operations import Lifecycle, Transition
 from genhub.taskstore.outbox import Outbox
 from genhub.taskstore.provider_servicer import ProviderStoreServicer
 from genhub.taskstore.providers import ProviderRepository
+from genhub.taskstore.queue_metrics import QueueMetrics
 from genhub.taskstore.reaper import Reaper
 from genhub.taskstore.task_servicer import TaskStoreServicer
 from genhub.taskstore.user_servicer import UserStoreServicer
@@ -55,6 +56,10 @@ class TaskStore:
     outbox: Outbox
     reaper: Reaper
     queue: AmqpTaskQueue
+
+
+async def _provider_names(providers: ProviderRepository) -> list[str]:
+    return [provider.name for provider in await providers.list_providers()]
 
 
 SERVICE_NAMES = [
@@ -84,6 +89,7 @@ async def running(
     port = server.bind(settings.taskstore_listen)
     queue: AmqpTaskQueue | None = None
     outbox: Outbox | None = None
+    queue_metrics: QueueMetrics | None = None
     background: list[asyncio.Task[None]] = []
     try:
         database = await Database.open(mongo, settings.mongo_db, gated=gated)
@@ -112,9 +118,14 @@ async def running(
             stale_queued_seconds=settings.stale_queued_seconds,
             pending_grace_seconds=settings.pending_grace_seconds,
         )
+        queue_metrics = QueueMetrics(
+            settings.amqp_url.get_secret_value(),
+            lambda: _provider_names(providers),
+        )
         background = [
             asyncio.create_task(outbox.run_forever()),
             asyncio.create_task(reaper.run_forever(settings.reap_interval_seconds)),
+            asyncio.create_task(queue_metrics.run_forever(settings.queue_metrics_seconds)),
         ]
         task_store_pb2_grpc.add_TaskStoreServiceServicer_to_server(
             TaskStoreServicer(lifecycle, providers), server.grpc
@@ -142,6 +153,8 @@ async def running(
                 await job
         if outbox is not None:
             await outbox.close()
+        if queue_metrics is not None:
+            await queue_metrics.close()
         if queue is not None:
             await queue.close()
         await events.close()
