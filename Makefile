@@ -53,7 +53,7 @@ test: install lint infra-up ## Everything CI runs: lint, then every test against
 test-unit: install ## Only the in-process unit tests (no infrastructure)
 	$(PY) -m pytest tests/unit
 
-run: install infra-up ## The whole stack on this machine with the demo provider (Ctrl-C stops it)
+run: install infra-up ## The whole stack on this machine (GENHUB_FAKE_PROVIDERS=1: real adapters against local fakes)
 	@scripts/run.sh
 
 bench: install infra-up ## Throughput and latency figures with the demo provider

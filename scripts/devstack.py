@@ -1,7 +1,12 @@
-"""Start GenHub's services as local processes: task-store, a demo worker, the gateway.
+"""Start GenHub's services as local processes: task-store, provider workers, the gateway.
 
 Used by ``make run`` (foreground, until Ctrl-C) and by the benchmark. Each service is a real
-process, configured only through ``GENHUB_*`` environment variables, exactly as in a container.
+process, configured only through environment variables, exactly as in a container.
+
+``make run`` starts a worker per entry of ``WORKERS``. With ``GENHUB_FAKE_PROVIDERS=1`` it also
+starts each worker's fake provider servers (``tests/fakes``) and points the worker at them, so
+the real adapters and SDKs run offline; without it the workers call the real APIs with the keys
+in the environment (or stored through the config API).
 """
 
 from __future__ import annotations
@@ -27,6 +32,50 @@ ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / ".state" / "run"
 
 
+@dataclass(frozen=True)
+class Fake:
+    """A fake provider server: ``python -m <module> --port <port>``, base URL ``{<name>}``."""
+
+    name: str
+    module: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ProviderWorker:
+    """A provider worker (``genhub.dispatcher --provider <provider>``) and, for
+    ``GENHUB_FAKE_PROVIDERS=1``, the fakes it talks to and the environment pointing it at them
+    (``{<fake name>}`` in a value is replaced by that fake's base URL)."""
+
+    provider: str
+    fakes: tuple[Fake, ...] = ()
+    fake_env: Mapping[str, str] = field(default_factory=dict)
+
+
+# What `make run` starts. Adding a provider is one entry here; the fake keys match the fakes'
+# defaults (tests/fakes/*.py) and are not secrets.
+WORKERS: tuple[ProviderWorker, ...] = (
+    ProviderWorker("demo"),
+    ProviderWorker(
+        "volcengine",
+        fakes=(Fake("ark", "tests.fakes.ark", 18601), Fake("jimeng", "tests.fakes.jimeng", 18602)),
+        fake_env={
+            "GENHUB_VOLCENGINE_ARK_BASE_URL": "{ark}/api/v3",
+            "GENHUB_VOLCENGINE_VISUAL_BASE_URL": "{jimeng}",
+            "ARK_API_KEY": "fake-ark-key",
+            "VOLCENGINE_ACCESS_KEY": "AKLTfakeaccesskey",
+            "VOLCENGINE_SECRET_KEY": "fake-secret-key",
+            "GENHUB_VOLCENGINE_POLL_SECONDS": "1",
+        },
+    ),
+    ProviderWorker(
+        "openai",
+        fakes=(Fake("openai", "tests.fakes.openai", 18603),),
+        fake_env={"OPENAI_BASE_URL": "{openai}/v1", "OPENAI_API_KEY": "fake-openai-key"},
+    ),
+)
+
+
 @dataclass
 class DevStack:
     """The running processes and their addresses."""
@@ -39,12 +88,13 @@ class DevStack:
     metrics: dict[str, str] = field(default_factory=dict)
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
 
-    async def add_worker(self, provider: str = "demo") -> str:
-        """Start one more worker process for ``provider``; returns its name."""
+    async def add_worker(self, provider: str = "demo", env: Mapping[str, str] | None = None) -> str:
+        """Start one more worker process for ``provider`` (with ``env``, else the stack's);
+        returns its name."""
         count = sum(1 for n in self.processes if n.startswith(f"dispatcher-{provider}"))
         name = f"dispatcher-{provider}" if count == 0 else f"dispatcher-{provider}-{count + 1}"
         self.processes[name] = await _spawn(
-            name, ["genhub.dispatcher", "--provider", provider], self.env
+            name, ["genhub.dispatcher", "--provider", provider], env or self.env
         )
         return name
 
@@ -84,10 +134,38 @@ async def _spawn(name: str, args: list[str], env: Mapping[str, str]) -> asyncio.
     log = _log_file(name)
     try:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", *args, env=dict(env), stdout=log, stderr=log
+            sys.executable, "-m", *args, env=dict(env), stdout=log, stderr=log, cwd=ROOT
         )
     finally:
         log.close()  # the child has its own descriptor
+
+
+async def _wait_listening(name: str, port: int, deadline: float) -> None:
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                message = f"{name} is not listening on {port}; see {LOGS}/{name}.log"
+                raise RuntimeError(message) from exc
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+
+
+async def _start_fakes(
+    worker: ProviderWorker, stack: DevStack, env: Mapping[str, str], deadline: float
+) -> dict[str, str]:
+    """Start a worker's fakes; returns the worker's environment pointing at them."""
+    urls: dict[str, str] = {}
+    for fake in worker.fakes:
+        name = f"fake-{fake.name}"
+        stack.processes[name] = await _spawn(name, [fake.module, "--port", str(fake.port)], env)
+        await _wait_listening(name, fake.port, deadline)
+        urls[fake.name] = f"http://127.0.0.1:{fake.port}"
+    return {key: value.format(**urls) for key, value in worker.fake_env.items()}
 
 
 @contextlib.asynccontextmanager
@@ -102,8 +180,12 @@ async def running(
     workers: int = 1,
     taskstore_metrics_port: int = 0,
     gateway_metrics_port: int = 0,
+    providers: tuple[str, ...] = ("demo",),
+    fake_providers: bool = False,
 ) -> AsyncIterator[DevStack]:
-    """Start the services, wait until each answers health checks, stop them all on exit.
+    """Start the services and a worker per provider in ``providers`` (entries of ``WORKERS``),
+    wait until each answers health checks, stop them all on exit. ``fake_providers`` starts the
+    workers' fakes and points the workers at them.
 
     Everything listens on loopback only. Task-store and the gateway serve /metrics on the
     given ports (0: off); workers serve none (several share this host).
@@ -133,8 +215,14 @@ async def running(
         store_env = base | {"GENHUB_METRICS_LISTEN": stack.metrics.get("taskstore", "")}
         stack.processes["taskstore"] = await _spawn("taskstore", ["genhub.taskstore"], store_env)
         await _wait_serving("task-store", taskstore, LOGS / "taskstore.log", deadline)
-        for _ in range(workers):
-            await stack.add_worker("demo")
+        for worker in WORKERS:
+            if worker.provider not in providers:
+                continue
+            env = dict(base)
+            if fake_providers:
+                env |= await _start_fakes(worker, stack, base, deadline)
+            for _ in range(workers):
+                await stack.add_worker(worker.provider, env)
         gateway_env = base | {"GENHUB_METRICS_LISTEN": stack.metrics.get("gateway", "")}
         stack.processes["gateway"] = await _spawn("gateway", ["genhub.gateway"], gateway_env)
         await _wait_serving("gateway", gateway, LOGS / "gateway.log", deadline)
@@ -145,12 +233,11 @@ async def running(
                 )
         yield stack
     finally:
-        # Gateway first (stop taking work), the workers drain, task-store last.
-        order = [
-            "gateway",
-            *(n for n in stack.processes if n.startswith("dispatcher")),
-            "taskstore",
-        ]
+        # Gateway first (stop taking work), the workers drain, then task-store, fakes last.
+        order = sorted(
+            stack.processes,
+            key=lambda n: ["gateway", "dispatcher", "taskstore", "fake"].index(n.split("-")[0]),
+        )
         for name in order:
             child = stack.processes.get(name)
             if child is not None and child.returncode is None:
@@ -188,13 +275,26 @@ Press Ctrl-C to stop everything.
 """
 
 
+FAKES = """\
+GENHUB_FAKE_PROVIDERS=1: the provider workers talk to local fakes ({fakes}), through their real
+SDKs. Try a Seedream image (the README has Doubao, Jimeng and Seedance too):
+
+curl -s -X POST http://{rest}/api/v1/ai/image/task -H 'Content-Type: application/json' \\
+  -d '{{"provider": "volcengine", "model": "doubao-seedream-3-0-t2i-250415", "wait": "30s",
+       "image": {{"prompt": "a lighthouse at dawn", "size": "1024x1024"}}}}'
+"""
+
+
 async def _foreground() -> None:
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopped.set)
+    fake = os.environ.get("GENHUB_FAKE_PROVIDERS", "") not in ("", "0", "false")
     async with running(
         demo_latency_ms=int(os.environ.get("GENHUB_DEMO_LATENCY_MS", "300")),
+        providers=tuple(w.provider for w in WORKERS),
+        fake_providers=fake,
         taskstore_metrics_port=9091,
         gateway_metrics_port=9090,
     ) as st:
@@ -206,6 +306,9 @@ async def _foreground() -> None:
                 logs=LOGS.relative_to(ROOT), gateway=st.gateway, rest=st.rest, metrics=metrics
             )
         )
+        if fake:
+            names = ", ".join(n for n in st.processes if n.startswith("fake-"))
+            print(FAKES.format(fakes=names, rest=st.rest))
         waiters = [asyncio.create_task(p.wait()) for p in st.processes.values()]
         stop = asyncio.create_task(stopped.wait())
         done, _ = await asyncio.wait([stop, *waiters], return_when=asyncio.FIRST_COMPLETED)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make run`: every GenHub service on this machine with the demo provider, until Ctrl-C.
+# `make run`: every GenHub service on this machine, until Ctrl-C (GENHUB_FAKE_PROVIDERS=1: with fake providers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec .venv/bin/python scripts/devstack.py

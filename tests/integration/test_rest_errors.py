@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import json_format
 
 from genhub.v1 import task_service_pb2
-from tests.support import tasks
+from tests.support import raw_http, tasks
 from tests.support.rest import client, shared_rest_stack
 from tests.support.stack import Stack
 
@@ -100,10 +100,10 @@ async def test_cancelling_a_finished_task_is_400_failed_precondition(
 @pytest.mark.parametrize(
     ("content", "field"),
     [
-        (b'{"provider": "demo", ', None),
-        (b"[1, 2, 3]", None),
-        (b'{"text": {"temperature": NaN}}', None),
-        (b"\xff\xfe{}", None),
+        (b'{"provider": "demo", ', "body"),
+        (b"[1, 2, 3]", "body"),
+        (b'{"text": {"temperature": NaN}}', "text.temperature"),
+        (b"\xff\xfe{}", "body"),
         (b'{"provider": "demo", "bogus": true}', "bogus"),
         (b'{"text": {"prompt": "hi", "colour": "red"}}', "text.colour"),
         (b'{"text": {"maxTokens": "many"}}', "text.maxTokens"),
@@ -129,10 +129,76 @@ async def test_malformed_bodies_are_400(
         "/api/v1/ai/text/task", content=content, headers={"Content-Type": "application/json"}
     )
     error = _error(response, 400, grpc.StatusCode.INVALID_ARGUMENT)
-    if field is None:
-        assert error["details"] == []
-    else:
-        assert list(_violations(error)) == [field]
+    assert list(_violations(error)) == [field]
+
+
+async def test_a_field_given_twice_is_400_and_creates_nothing(
+    shared_rest_stack: Stack, http: httpx.AsyncClient
+) -> None:
+    # Issue 11: this body used to create a task owned by u-b (the last spelling won).
+    content = (
+        b'{"provider":"demo","model":"demo-text","text":{"prompt":"x"},'
+        b'"userId":"u-a","user_id":"u-b"}'
+    )
+    response = await http.post(
+        "/api/v1/ai/text/task", content=content, headers={"Content-Type": "application/json"}
+    )
+    error = _error(response, 400, grpc.StatusCode.INVALID_ARGUMENT)
+    assert _violations(error) == {"user_id": "is the same field as 'userId'; give it once"}
+    for user in ("u-a", "u-b"):
+        listed = await http.get("/api/v1/ai/tasks", params={"userId": user})
+        assert listed.json()["tasks"] == []
+    same_key = content.replace(b'"user_id":"u-b"', b'"userId":"u-b"')
+    response = await http.post("/api/v1/ai/text/task", content=same_key)
+    assert _violations(_error(response, 400, grpc.StatusCode.INVALID_ARGUMENT)) == {
+        "userId": "is given more than once"
+    }
+
+
+async def test_an_enum_number_outside_int32_is_400(http: httpx.AsyncClient) -> None:
+    # Issue 11: 4294967299 wrapped to 3 (PRIORITY_CRITICAL) and the task was accepted.
+    body = {"provider": "demo", "model": "demo-text", "text": {"prompt": "x"}}
+    response = await http.post("/api/v1/ai/text/task", json=body | {"priority": 4294967299})
+    error = _error(response, 400, grpc.StatusCode.INVALID_ARGUMENT)
+    assert _violations(error) == {"priority": "4294967299 is out of range for an enum (int32)"}
+    for bad in (1.5, 99, True, "3"):
+        response = await http.post("/api/v1/ai/text/task", json=body | {"priority": bad})
+        assert list(_violations(_error(response, 400, grpc.StatusCode.INVALID_ARGUMENT))) == [
+            "priority"
+        ]
+    response = await http.get("/api/v1/ai/tasks", params={"status": "4294967298"})
+    assert list(_violations(_error(response, 400, grpc.StatusCode.INVALID_ARGUMENT))) == ["status"]
+
+
+async def test_a_150_kb_url_and_a_huge_header_block_get_json_errors(
+    shared_rest_stack: Stack,
+) -> None:
+    # Issue 11: uvicorn answered 400 text/plain without a request id, then reset the connection.
+    port = int(shared_rest_stack.rest_url.rsplit(":", 1)[1])
+    long_url = b"/api/v1/ai/tasks?pageToken=" + b"x" * 150_000
+    answer = await raw_http.exchange(port, b"GET " + long_url + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert answer.status == 414 and answer.headers["content-type"] == "application/json"
+    assert answer.headers["x-request-id"] and answer.json()["code"] == 8
+    assert answer.sent_all and answer.closed_cleanly is not False
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 1000) for i in range(100))
+    answer = await raw_http.exchange(
+        port, b"GET /api/v1/ai/tasks HTTP/1.1\r\nHost: h\r\n" + filler + b"\r\n"
+    )
+    assert answer.status == 431 and answer.headers["x-request-id"]
+    assert answer.json()["details"][0]["fieldViolations"][0]["field"] == "headers"
+    assert answer.sent_all and answer.closed_cleanly is not False
+
+
+async def test_form_bodies_are_415(http: httpx.AsyncClient) -> None:
+    # What `curl -d` sends without -H 'Content-Type: application/json'.
+    response = await http.post(
+        "/api/v1/ai/text/task",
+        content=b'{"provider": "demo"}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert list(_violations(_error(response, 415, grpc.StatusCode.INVALID_ARGUMENT))) == [
+        "Content-Type"
+    ]
 
 
 async def test_wrong_query_type_is_400(http: httpx.AsyncClient) -> None:
@@ -156,12 +222,12 @@ async def test_unknown_route_is_404(http: httpx.AsyncClient) -> None:
 async def test_wrong_method_is_405_with_allow(http: httpx.AsyncClient) -> None:
     response = await http.delete("/api/v1/ai/tasks")
     _error(response, 405, grpc.StatusCode.UNIMPLEMENTED)
-    assert response.headers["Allow"] == "GET"
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
     response = await http.get("/api/v1/ai/task/t1")
     _error(response, 405, grpc.StatusCode.UNIMPLEMENTED)
-    assert response.headers["Allow"] == "DELETE"
+    assert response.headers["Allow"] == "DELETE, OPTIONS"
     response = await http.put("/api/v1/ai/text/task", json={})
-    assert response.headers["Allow"] == "POST"
+    assert response.headers["Allow"] == "OPTIONS, POST"
 
 
 async def test_bad_path_escape_and_bad_metadata_are_400(http: httpx.AsyncClient) -> None:

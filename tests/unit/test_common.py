@@ -25,7 +25,10 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
 
 def test_backoff_honours_retry_after() -> None:
     assert topology.backoff_delay(1, retry_after=7.0, rng=random.Random(1)) == 7.0
-    assert topology.backoff_delay(1, retry_after=999.0, cap=300) == 300
+    # Retry-After wins over the backoff cap (RFC 9110 §10.2.3), up to an hour.
+    assert topology.backoff_delay(1, retry_after=999.0, cap=300) == 999.0
+    assert topology.backoff_delay(1, retry_after=86_400.0) == topology.MAX_RETRY_AFTER
+    assert topology.backoff_delay(9, base=1.0, cap=30.0) <= 30.0
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,9 @@ MAX_PRIORITY = 3
 PUBLISH_TIMEOUT = 5.0
 _RNG = random.Random()
 DELAY_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # seconds
+# A provider asking for more than this (a quota reset tomorrow) is waited for this long at most;
+# the next attempt then learns the new Retry-After.
+MAX_RETRY_AFTER = 3600.0
 
 _PRIORITY: dict[task_pb2.Priority.ValueType, int] = {
     task_pb2.PRIORITY_LOW: 1,
@@ -89,13 +92,14 @@ def backoff_delay(
     """Seconds to wait before retry number ``attempt`` (1-based).
 
     Exponential with "equal jitter" (half fixed, half random) so retries of a burst spread out,
-    and never shorter than the provider's ``Retry-After``.
+    at most ``cap``; and never shorter than the provider's ``Retry-After`` (RFC 9110 §10.2.3),
+    which is honoured in full up to ``MAX_RETRY_AFTER`` (the delay queues hold any delay).
     """
     exp = min(cap, base * 2.0 ** max(0, attempt - 1))
     delay = exp / 2 + (rng or _RNG).uniform(0, exp / 2)
     if retry_after is not None:
-        delay = max(delay, retry_after)
-    return min(delay, cap)
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+    return delay
 
 
 def delay_bucket(seconds: float) -> int:

@@ -28,7 +28,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18genhub/v1/provider.proto\x12\tgenhub.v1\x1a\x14genhub/v1/task.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x02\n\x05Model\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\'\n\x04type\x18\x03 \x01(\x0e\x32\x13.genhub.v1.TaskTypeB\x04\xe2\x41\x01\x02\x12\r\n\x05sizes\x18\x04 \x03(\t\x12\x15\n\raspect_ratios\x18\x05 \x03(\t\x12\x19\n\x11\x64urations_seconds\x18\x06 \x03(\x05\x12\x13\n\x0bresolutions\x18\x07 \x03(\t\x12\x12\n\nmax_images\x18\x08 \x01(\x05\x12\x12\n\nmax_tokens\x18\t \x01(\x05\x12\x18\n\x10max_prompt_chars\x18\n \x01(\x05\x12\x14\n\x0clong_running\x18\x0b \x01(\x08\"\x90\x01\n\x08Provider\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\x12\'\n\ntask_types\x18\x04 \x03(\x0e\x32\x13.genhub.v1.TaskType\x12 \n\x06models\x18\x05 \x03(\x0b\x32\x10.genhub.v1.Model\"\xac\x03\n\x0eProviderConfig\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x61pi_base\x18\x02 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x03 \x01(\t\x12\x15\n\raccess_key_id\x18\x04 \x01(\t\x12\x19\n\x11secret_access_key\x18\x05 \x01(\t\x12\x0e\n\x06models\x18\x06 \x03(\t\x12\x15\n\rdefault_model\x18\x07 \x01(\t\x12*\n\x07timeout\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0bmax_retries\x18\t \x01(\x05\x12\x42\n\rextra_headers\x18\n \x03(\x0b\x32+.genhub.v1.ProviderConfig.ExtraHeadersEntry\x12\x15\n\x07\x65nabled\x18\x0b \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x1a\x33\n\x11\x45xtraHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18genhub/v1/provider.proto\x12\tgenhub.v1\x1a\x14genhub/v1/task.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x02\n\x05Model\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\'\n\x04type\x18\x03 \x01(\x0e\x32\x13.genhub.v1.TaskTypeB\x04\xe2\x41\x01\x02\x12\r\n\x05sizes\x18\x04 \x03(\t\x12\x15\n\raspect_ratios\x18\x05 \x03(\t\x12\x19\n\x11\x64urations_seconds\x18\x06 \x03(\x05\x12\x13\n\x0bresolutions\x18\x07 \x03(\t\x12\x12\n\nmax_images\x18\x08 \x01(\x05\x12\x12\n\nmax_tokens\x18\t \x01(\x05\x12\x18\n\x10max_prompt_chars\x18\n \x01(\x05\x12\x14\n\x0clong_running\x18\x0b \x01(\x08\x12\x11\n\tqualities\x18\x0c \x03(\t\x12\x13\n\x0b\x62\x61\x63kgrounds\x18\r \x03(\t\x12\x16\n\x0eoutput_formats\x18\x0e \x03(\t\"\x90\x01\n\x08Provider\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\x12\'\n\ntask_types\x18\x04 \x03(\x0e\x32\x13.genhub.v1.TaskType\x12 \n\x06models\x18\x05 \x03(\x0b\x32\x10.genhub.v1.Model\"\xc4\x03\n\x0eProviderConfig\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x61pi_base\x18\x02 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x03 \x01(\t\x12\x15\n\raccess_key_id\x18\x04 \x01(\t\x12\x19\n\x11secret_access_key\x18\x05 \x01(\t\x12\x0e\n\x06models\x18\x06 \x03(\t\x12\x15\n\rdefault_model\x18\x07 \x01(\t\x12*\n\x07timeout\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0bmax_retries\x18\t \x01(\x05\x12\x42\n\rextra_headers\x18\n \x03(\x0b\x32+.genhub.v1.ProviderConfig.ExtraHeadersEntry\x12\x15\n\x07\x65nabled\x18\x0b \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x16\n\x0e\x63ompatible_api\x18\r \x01(\t\x1a\x33\n\x11\x45xtraHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,11 +50,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROVIDERCONFIG'].fields_by_name['update_time']._loaded_options = None
   _globals['_PROVIDERCONFIG'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
   _globals['_MODEL']._serialized_start=160
-  _globals['_MODEL']._serialized_end=425
-  _globals['_PROVIDER']._serialized_start=428
-  _globals['_PROVIDER']._serialized_end=572
-  _globals['_PROVIDERCONFIG']._serialized_start=575
-  _globals['_PROVIDERCONFIG']._serialized_end=1003
-  _globals['_PROVIDERCONFIG_EXTRAHEADERSENTRY']._serialized_start=952
-  _globals['_PROVIDERCONFIG_EXTRAHEADERSENTRY']._serialized_end=1003
+  _globals['_MODEL']._serialized_end=489
+  _globals['_PROVIDER']._serialized_start=492
+  _globals['_PROVIDER']._serialized_end=636
+  _globals['_PROVIDERCONFIG']._serialized_start=639
+  _globals['_PROVIDERCONFIG']._serialized_end=1091
+  _globals['_PROVIDERCONFIG_EXTRAHEADERSENTRY']._serialized_start=1040
+  _globals['_PROVIDERCONFIG_EXTRAHEADERSENTRY']._serialized_end=1091
 # @@protoc_insertion_point(module_scope)

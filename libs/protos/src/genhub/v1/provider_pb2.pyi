@@ -38,6 +38,9 @@ class Model(_message.Message):
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     MAX_PROMPT_CHARS_FIELD_NUMBER: _builtins.int
     LONG_RUNNING_FIELD_NUMBER: _builtins.int
+    QUALITIES_FIELD_NUMBER: _builtins.int
+    BACKGROUNDS_FIELD_NUMBER: _builtins.int
+    OUTPUT_FORMATS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model id as the provider names it, e.g. "doubao-seedream-4-0-250828"."""
     display_name: _builtins.str
@@ -68,6 +71,18 @@ class Model(_message.Message):
     def resolutions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Allowed video resolutions ("720p"); empty means any."""
 
+    @_builtins.property
+    def qualities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Allowed image qualities (ImageSpec.quality, e.g. "standard", "hd"); empty means any."""
+
+    @_builtins.property
+    def backgrounds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Allowed image backgrounds (ImageSpec.background, e.g. "transparent"); empty means any."""
+
+    @_builtins.property
+    def output_formats(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Allowed image file formats (ImageSpec.output_format, e.g. "png"); empty means any."""
+
     def __init__(
         self,
         *,
@@ -82,10 +97,13 @@ class Model(_message.Message):
         max_tokens: _builtins.int = ...,
         max_prompt_chars: _builtins.int = ...,
         long_running: _builtins.bool = ...,
+        qualities: _abc.Iterable[_builtins.str] | None = ...,
+        backgrounds: _abc.Iterable[_builtins.str] | None = ...,
+        output_formats: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aspect_ratios", b"aspect_ratios", "display_name", b"display_name", "durations_seconds", b"durations_seconds", "long_running", b"long_running", "max_images", b"max_images", "max_prompt_chars", b"max_prompt_chars", "max_tokens", b"max_tokens", "model", b"model", "resolutions", b"resolutions", "sizes", b"sizes", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aspect_ratios", b"aspect_ratios", "backgrounds", b"backgrounds", "display_name", b"display_name", "durations_seconds", b"durations_seconds", "long_running", b"long_running", "max_images", b"max_images", "max_prompt_chars", b"max_prompt_chars", "max_tokens", b"max_tokens", "model", b"model", "output_formats", b"output_formats", "qualities", b"qualities", "resolutions", b"resolutions", "sizes", b"sizes", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -171,6 +189,7 @@ class ProviderConfig(_message.Message):
     EXTRA_HEADERS_FIELD_NUMBER: _builtins.int
     ENABLED_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    COMPATIBLE_API_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
     """Provider it configures."""
     api_base: _builtins.str
@@ -187,6 +206,12 @@ class ProviderConfig(_message.Message):
     """Retries of a failed call before the task fails."""
     enabled: _builtins.bool
     """Whether tasks may be created for the provider; changed only by EnableProvider/DisableProvider."""
+    compatible_api: _builtins.str
+    """The wire API of a provider that has no adapter package of its own: "openai" makes the
+    provider a generic OpenAI-compatible one (images, chat and videos in the OpenAI wire format
+    at api_base), served by `genhub-dispatcher --provider NAME` with its models added through
+    UpsertModel. Empty for providers with their own package (which ignore it).
+    """
     @_builtins.property
     def models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Models enabled for use; empty means the whole catalogue."""
@@ -218,10 +243,11 @@ class ProviderConfig(_message.Message):
         extra_headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         enabled: _builtins.bool = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        compatible_api: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_key_id", b"access_key_id", "api_base", b"api_base", "api_key", b"api_key", "default_model", b"default_model", "enabled", b"enabled", "extra_headers", b"extra_headers", "max_retries", b"max_retries", "models", b"models", "provider", b"provider", "secret_access_key", b"secret_access_key", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_key_id", b"access_key_id", "api_base", b"api_base", "api_key", b"api_key", "compatible_api", b"compatible_api", "default_model", b"default_model", "enabled", b"enabled", "extra_headers", b"extra_headers", "max_retries", b"max_retries", "models", b"models", "provider", b"provider", "secret_access_key", b"secret_access_key", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -256,6 +256,10 @@ class ImageSpec(_message.Message):
     GUIDANCE_SCALE_FIELD_NUMBER: _builtins.int
     RESPONSE_FORMAT_FIELD_NUMBER: _builtins.int
     REFERENCE_IMAGES_FIELD_NUMBER: _builtins.int
+    WATERMARK_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
+    BACKGROUND_FIELD_NUMBER: _builtins.int
+    OUTPUT_FORMAT_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """What to draw."""
     negative_prompt: _builtins.str
@@ -270,6 +274,22 @@ class ImageSpec(_message.Message):
     """Prompt adherence (classifier-free guidance), for models that support it."""
     response_format: Global___ImageResponseFormat.ValueType
     """How images are returned."""
+    watermark: _builtins.bool
+    """Whether the provider marks the image as AI-generated (e.g. Seedream's "AI生成" mark, Jimeng's
+    logo); unset means the provider's default.
+    """
+    quality: _builtins.str
+    """Rendering quality, for models that support it, e.g. "standard" or "hd" (dall-e-3), "low",
+    "medium", "high" or "auto" (gpt-image-1); must be one the model allows.
+    """
+    background: _builtins.str
+    """Background, for models that support it: "transparent", "opaque" or "auto" (gpt-image-1);
+    must be one the model allows.
+    """
+    output_format: _builtins.str
+    """File format of the images, for models that support it: "png", "jpeg" or "webp"
+    (gpt-image-1); must be one the model allows.
+    """
     @_builtins.property
     def reference_images(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Reference images (https URLs or data: URLs) for image-to-image models."""
@@ -285,19 +305,27 @@ class ImageSpec(_message.Message):
         guidance_scale: _builtins.float | None = ...,
         response_format: Global___ImageResponseFormat.ValueType = ...,
         reference_images: _abc.Iterable[_builtins.str] | None = ...,
+        watermark: _builtins.bool | None = ...,
+        quality: _builtins.str = ...,
+        background: _builtins.str = ...,
+        output_format: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "guidance_scale", b"guidance_scale", "seed", b"seed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_watermark", b"_watermark", "guidance_scale", b"guidance_scale", "seed", b"seed", "watermark", b"watermark"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "guidance_scale", b"guidance_scale", "n", b"n", "negative_prompt", b"negative_prompt", "prompt", b"prompt", "reference_images", b"reference_images", "response_format", b"response_format", "seed", b"seed", "size", b"size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_seed", b"_seed", "_watermark", b"_watermark", "background", b"background", "guidance_scale", b"guidance_scale", "n", b"n", "negative_prompt", b"negative_prompt", "output_format", b"output_format", "prompt", b"prompt", "quality", b"quality", "reference_images", b"reference_images", "response_format", b"response_format", "seed", b"seed", "size", b"size", "watermark", b"watermark"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    _WhichOneofReturnType__watermark: _TypeAlias = _typing.Literal["watermark"]  # noqa: Y015
+    _WhichOneofArgType__watermark: _TypeAlias = _typing.Literal["_watermark", b"_watermark"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__guidance_scale) -> _WhichOneofReturnType__guidance_scale | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__watermark) -> _WhichOneofReturnType__watermark | None: ...
 
 Global___ImageSpec: _TypeAlias = ImageSpec  # noqa: Y015
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from genhub.common import store_client
 from genhub.common.amqp_queue import AmqpTaskQueue
+from genhub.common.errors import NotFound
 from genhub.common.metrics import start_metrics_server
 from genhub.common.provider_client import ProviderStoreClient
 from genhub.common.secrets import SecretBox
@@ -20,7 +21,7 @@ from genhub.dispatcher.hooks import Hooks, WorkerHook
 from genhub.dispatcher.log_hook import LogHook
 from genhub.dispatcher.metrics import MetricsHook
 from genhub.dispatcher.worker import Worker
-from genhub.providers.sdk import Provider, load_provider
+from genhub.providers.sdk import Provider, available_providers, load_provider
 from genhub.v1 import provider_pb2
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,18 @@ def declared_provider(provider: Provider) -> provider_pb2.Provider:
     )
 
 
+async def load_adapter(name: str, configs: ProviderStoreClient) -> Provider:
+    """The adapter of provider ``name``: its installed package, else the generic adapter of the
+    wire API its stored configuration names (``compatible_api``); LookupError if neither."""
+    if name in available_providers():
+        return load_provider(name)
+    try:
+        compatible_api = (await configs.get_config(name)).config.compatible_api
+    except NotFound:
+        compatible_api = ""
+    return load_provider(name, compatible_api=compatible_api)
+
+
 @contextlib.asynccontextmanager
 async def running(
     settings: DispatcherSettings,
@@ -45,15 +58,18 @@ async def running(
     extra_hooks: Sequence[WorkerHook] = (),
 ) -> AsyncIterator[Worker]:
     """Run a worker for ``settings.provider``; drains on exit."""
-    adapter = provider or load_provider(settings.provider)
+    adapter = provider
     queue = await AmqpTaskQueue.connect(settings.amqp_url.get_secret_value())
     try:
         async with store_client.connect(settings.taskstore_addr) as store:
+            configs = ProviderStoreClient(store.channel)
+            if adapter is None:
+                adapter = await load_adapter(settings.provider, configs)
             await store.put_provider(declared_provider(adapter))
             config = ConfigWatcher(
                 adapter.name,
                 store,
-                ProviderStoreClient(store.channel),
+                configs,
                 SecretBox.from_setting(settings.secrets_keys.get_secret_value()),
             )
             await config.refresh()
@@ -75,7 +91,8 @@ async def running(
                 await worker.drain(settings.drain_grace_seconds)
     finally:
         await queue.close()
-        await adapter.aclose()
+        if adapter is not None:
+            await adapter.aclose()
 
 
 async def serve(

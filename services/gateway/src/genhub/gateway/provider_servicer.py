@@ -26,6 +26,11 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 _RESERVED_HEADERS = frozenset({"authorization", "host", "content-length", "content-type"})
 _SECRET_HEADER = re.compile(r"auth|key|token|secret|password|cookie|signature", re.IGNORECASE)
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+# Providers added by configuration alone are named like packages (also queue names).
+_PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+# Wire APIs a provider can be added with by configuration alone (ProviderConfig.compatible_api);
+# the worker serves them with the generic adapter registered for that API.
+COMPATIBLE_APIS = ("openai",)
 MAX_TIMEOUT_SECONDS = 3600
 MAX_RETRIES = 10
 REENCRYPT_ATTEMPTS = 5
@@ -38,6 +43,12 @@ def masked(stored: provider_store_pb2.StoredProviderConfig) -> provider_pb2.Prov
     config.api_key = stored.api_key_hint
     config.secret_access_key = stored.secret_access_key_hint
     return config
+
+
+def compatible_provider(name: str) -> provider_pb2.Provider:
+    """The declaration of a provider added by configuration alone: no models yet (operators add
+    them with UpsertModel); its worker declares the same when it starts."""
+    return provider_pb2.Provider(name=name, display_name=f"{name} (OpenAI-compatible)")
 
 
 class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
@@ -97,8 +108,9 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
         ):
             v.add("model.type", "must be TASK_TYPE_IMAGE, TASK_TYPE_VIDEO or TASK_TYPE_TEXT")
         for i, size in enumerate(model.sizes):
-            if not re.fullmatch(r"\d{2,5}x\d{2,5}|[1-9]K", size):
-                v.add(f"model.sizes[{i}]", "must look like 1024x1024 or 2K")
+            # "auto": the provider picks (gpt-image-1 and its successors).
+            if not re.fullmatch(r"\d{2,5}x\d{2,5}|[1-9]K|auto", size):
+                v.add(f"model.sizes[{i}]", "must look like 1024x1024, 2K or auto")
         if any(d <= 0 for d in model.durations_seconds):
             v.add("model.durations_seconds", "must be positive")
         for name in ("max_images", "max_tokens", "max_prompt_chars"):
@@ -129,15 +141,25 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
     ) -> provider_service_pb2.UpsertProviderConfigResponse:
         """Validate, encrypt the secrets, store; answer masked."""
         config = request.config
+        declare = False
         try:
             provider = await self._known(config.provider, "config.provider")
         except NotFound:
-            # The provider is a field of the request, so this is bad input, not a missing resource.
-            raise InvalidArgument.one(
-                "config.provider",
-                f"unknown provider {config.provider!r} (no worker has declared it)",
-            ) from None
+            if not config.compatible_api:
+                # The provider is a field of the request, so this is bad input, not a missing
+                # resource.
+                raise InvalidArgument.one(
+                    "config.provider",
+                    f"unknown provider {config.provider!r} (no worker has declared it; set "
+                    "compatible_api to add an OpenAI-compatible provider by configuration)",
+                ) from None
+            # A provider added by configuration alone: it has no package to declare it.
+            provider, declare = compatible_provider(config.provider), True
         self._validate(config, provider)
+        if declare:
+            await self._store.put_provider(provider)
+            self._catalogue.invalidate()
+            log.info("compatible provider declared", extra={"provider": config.provider})
         previous: provider_store_pb2.StoredProviderConfig | None
         try:
             previous = await self._providers.get_config(config.provider)
@@ -210,6 +232,13 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
                 v.add(f"config.extra_headers[{name}]", "must be a single line")
         if config.secret_access_key and not config.access_key_id:
             v.add("config.access_key_id", "is required with secret_access_key")
+        if config.compatible_api:
+            if config.compatible_api not in COMPATIBLE_APIS:
+                v.add("config.compatible_api", f"must be one of: {', '.join(COMPATIBLE_APIS)}")
+            if not _PROVIDER_NAME.fullmatch(config.provider):
+                v.add("config.provider", "must be 1-40 lowercase letters, digits or '-'")
+            if not config.api_base:
+                v.add("config.api_base", "is required for a compatible provider")
         v.raise_if_any()
 
     async def GetProviderConfig(

@@ -206,6 +206,9 @@ def check_image(v: Violations, spec: task_pb2.ImageSpec, model: provider_pb2.Mod
     if len(spec.negative_prompt) > (model.max_prompt_chars or DEFAULT_MAX_PROMPT_CHARS):
         v.add("image.negative_prompt", "is longer than the model's prompt limit")
     _check_choice(v, "image.size", spec.size, list(model.sizes))
+    _check_choice(v, "image.quality", spec.quality, list(model.qualities))
+    _check_choice(v, "image.background", spec.background, list(model.backgrounds))
+    _check_choice(v, "image.output_format", spec.output_format, list(model.output_formats))
     most = model.max_images or 1
     if spec.n < 0 or spec.n > most:
         v.add("image.n", f"must be between 1 and {most} for {model.model}")

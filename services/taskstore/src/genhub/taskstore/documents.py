@@ -6,10 +6,11 @@ reading the collection); the typed spec, result, usage and error are stored as p
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from genhub.taskstore import states
 from genhub.v1 import task_pb2
@@ -86,12 +87,76 @@ def to_document(task: task_pb2.Task) -> dict[str, Any]:
     }
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_INTEGERS = frozenset(
+    {
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_FIXED64,
+        FieldDescriptor.TYPE_SFIXED64,
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_SINT32,
+        FieldDescriptor.TYPE_FIXED32,
+        FieldDescriptor.TYPE_SFIXED32,
+    }
+)
+
+
 def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
     ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    # Integer arithmetic: FromDatetime goes through timetuples and is ten times slower.
+    ts.FromMicroseconds((moment - _EPOCH) // _MICROSECOND)
     return ts
+
+
+def _fields(descriptor: Descriptor, data: dict[str, Any]) -> dict[str, Any] | None:
+    """Constructor arguments for a message stored by :func:`as_dict`, or None when it holds
+    something this fast path does not read (then json_format's parser does)."""
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        field = descriptor.fields_by_name.get(name)
+        if field is None:
+            return None
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            nested = field.message_type
+            if nested is None or nested.GetOptions().map_entry:
+                return None
+            if nested.full_name.startswith("google.protobuf."):
+                return None  # well-known types have their own JSON forms
+            items = value if isinstance(value, list) else [value]
+            parsed = [_fields(nested, item) for item in items]
+            if any(p is None for p in parsed):
+                return None
+            out[name] = parsed if isinstance(value, list) else parsed[0]
+        elif field.type in _INTEGERS:
+            # proto3 JSON writes 64-bit integers as strings.
+            out[name] = [int(v) for v in value] if isinstance(value, list) else int(value)
+        elif field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+            if isinstance(value, str | list):
+                return None  # "NaN", "Infinity": rare, left to json_format
+            out[name] = value
+        elif field.type == FieldDescriptor.TYPE_BYTES:
+            return None
+        else:
+            out[name] = value  # strings, bools, enums by name (constructors take names)
+    return out
+
+
+def parse_stored(data: dict[str, Any], message: Any) -> None:
+    """Fill ``message`` from a dict written by :func:`as_dict` (proto3 JSON with proto field
+    names). Messages built from keyword arguments parse about ten times faster than with
+    ``json_format.ParseDict``, which remains the path for anything unusual."""
+    fields = _fields(message.DESCRIPTOR, data)
+    if fields is None:
+        json_format.ParseDict(data, message)
+        return
+    message.MergeFrom(type(message)(**fields))
 
 
 def from_document(doc: dict[str, Any]) -> task_pb2.Task:
@@ -112,15 +177,10 @@ def from_document(doc: dict[str, Any]) -> task_pb2.Task:
     )
     kind = doc.get("spec_kind")
     if kind:
-        json_format.ParseDict(doc.get("spec") or {}, getattr(task, kind))
-    if doc.get("error"):
-        json_format.ParseDict(doc["error"], task.error)
-    if doc.get("result"):
-        json_format.ParseDict(doc["result"], task.result)
-    if doc.get("usage"):
-        json_format.ParseDict(doc["usage"], task.usage)
-    if doc.get("webhook"):
-        json_format.ParseDict(doc["webhook"], task.webhook)
+        parse_stored(doc.get("spec") or {}, getattr(task, kind))
+    for key in ("error", "result", "usage", "webhook"):
+        if doc.get(key):
+            parse_stored(doc[key], getattr(task, key))
     for field, key in (
         ("create_time", "created_at"),
         ("update_time", "updated_at"),

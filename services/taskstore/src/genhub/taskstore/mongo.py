@@ -9,6 +9,11 @@ FerretDB (detected from ``buildInfo``), this module serialises every write of th
 one lock and does each compare-and-set as read-by-``_id``, check, write-by-``_id`` under it:
 atomic because task-store is the database's only writer (run one replica on FerretDB), and fast.
 
+Because the gated process is the only writer, it also keeps the documents it last wrote (a
+bounded write-through cache, gated mode only): a compare-and-set checks its guard against that
+copy and skips the read, so a claim or a completion costs FerretDB one operation instead of
+two. A write that fails evicts its document, so the cache can only be missing, never stale.
+
 This is the only place that knows about the gate: repositories call :meth:`Collection.update_if`
 for a compare-and-set and :meth:`Collection.exclusive` around a read-modify-write, whatever the
 server.
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -34,6 +40,8 @@ from genhub.common.metrics import STORE_WRITES
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
 WRITES = STORE_WRITES
+# Documents a gated collection remembers (about 2 KB each): the tasks in flight, and then some.
+CACHE_SIZE = 20_000
 # Set while this asyncio task holds the gate, so a write inside ``exclusive()`` does not wait
 # for itself (asyncio.Lock is not re-entrant).
 _holding: contextvars.ContextVar[bool] = contextvars.ContextVar("genhub_gate_held", default=False)
@@ -91,6 +99,24 @@ class Collection:
         self._database = database
         self.raw = raw  # for index creation and reads
         self._writes = WRITES.labels(raw.name)
+        self._written: OrderedDict[object, Document] = OrderedDict()
+
+    def _remember(self, doc: Document | None, doc_id: object = None) -> None:
+        """Keep the document this process just wrote (gated only); forget ``doc_id`` if none."""
+        if not self._database.gated:
+            return
+        if doc is None:
+            self._written.pop(doc_id, None)
+            return
+        # A shallow copy: writes replace whole fields ($set), never mutate nested values.
+        self._written[doc["_id"]] = dict(doc)
+        self._written.move_to_end(doc["_id"])
+        if len(self._written) > CACHE_SIZE:
+            self._written.popitem(last=False)
+
+    def _last_written(self, doc_id: object) -> Document | None:
+        doc = self._written.get(doc_id)
+        return dict(doc) if doc is not None else None
 
     def exclusive(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold the write gate around a read-modify-write (see Database.exclusive)."""
@@ -111,6 +137,7 @@ class Collection:
         """Insert; DuplicateKeyError passes through for callers that dedupe."""
         async with self.exclusive():
             await self.raw.insert_one(doc)
+            self._remember(doc)
         self._writes.inc()
 
     async def find_one_and_update(
@@ -119,9 +146,14 @@ class Collection:
         """Update one document. Under the gate a query beyond ``_id`` is still exact (one
         writer), but FerretDB scans for it: hot paths use :meth:`update_if` instead."""
         async with self.exclusive():
-            doc = await self.raw.find_one_and_update(
-                query, update, upsert=upsert, return_document=ReturnDocument.AFTER
-            )
+            try:
+                doc = await self.raw.find_one_and_update(
+                    query, update, upsert=upsert, return_document=ReturnDocument.AFTER
+                )
+            except BaseException:
+                self._remember(None, query.get("_id"))
+                raise
+            self._remember(doc, query.get("_id"))
         self._writes.inc()
         return doc
 
@@ -144,12 +176,19 @@ class Collection:
                     self._writes.inc()
                 return doc
             async with self.exclusive():
-                current = await self.raw.find_one({"_id": doc_id})
+                current = self._last_written(doc_id)
+                if current is None:
+                    current = await self.raw.find_one({"_id": doc_id})
                 if current is None or not matches(current):
                     return None
-                doc = await self.raw.find_one_and_update(
-                    {"_id": doc_id}, update, return_document=ReturnDocument.AFTER
-                )
+                try:
+                    doc = await self.raw.find_one_and_update(
+                        {"_id": doc_id}, update, return_document=ReturnDocument.AFTER
+                    )
+                except BaseException:
+                    self._remember(None, doc_id)
+                    raise
+                self._remember(doc, doc_id)
             self._writes.inc()
             return doc
         except PyMongoError as exc:
@@ -159,7 +198,12 @@ class Collection:
         """Delete one document; returns it, or None when there was none."""
         try:
             async with self.exclusive():
-                doc = await self.raw.find_one_and_delete(query)
+                try:
+                    doc = await self.raw.find_one_and_delete(query)
+                finally:
+                    self._remember(None, query.get("_id"))
+                if doc is not None:
+                    self._remember(None, doc["_id"])
         except PyMongoError as exc:
             raise StoreError(f"delete failed: {exc}") from exc
         if doc is not None:

@@ -3,7 +3,7 @@ and the provider configuration (secrets already encrypted by the gateway).
 
 One document per provider in the ``providers`` collection::
 
-    {_id: name, declared: Provider, overrides: {model_id: Model}, enabled: bool,
+    {_id: name, declared: Provider, overrides: [Model, ...], enabled: bool,
      config: StoredProviderConfig | absent, updated_at}
 """
 
@@ -31,7 +31,7 @@ def merged_provider(doc: dict[str, Any]) -> provider_pb2.Provider:
     provider.enabled = bool(doc.get("enabled", True))
     overrides = {
         model_id: json_format.ParseDict(model, provider_pb2.Model())
-        for model_id, model in (doc.get("overrides") or {}).items()
+        for model_id, model in _overrides(doc).items()
     }
     models = [overrides.pop(m.model, m) for m in provider.models]
     models += [overrides[k] for k in sorted(overrides)]
@@ -40,6 +40,16 @@ def merged_provider(doc: dict[str, Any]) -> provider_pb2.Provider:
     del provider.task_types[:]
     provider.task_types.extend(sorted({m.type for m in models}))
     return provider
+
+
+def _overrides(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Operator overrides by model id. Stored as a list: model ids contain dots ("gpt-4.1"),
+    which FerretDB refuses in a document key (and MongoDB discourages). Documents written as a
+    map by earlier versions are read too."""
+    stored = doc.get("overrides") or []
+    if isinstance(stored, dict):
+        return dict(stored)
+    return {str(model["model"]): model for model in stored}
 
 
 def _stored(doc: dict[str, Any]) -> provider_store_pb2.StoredProviderConfig:
@@ -126,20 +136,20 @@ class ProviderRepository:
     async def put_model(self, name: str, model: provider_pb2.Model) -> provider_pb2.Provider:
         """Add or replace a model of a known provider."""
         doc = await self._known(name)
-        overrides = dict(doc.get("overrides") or {})
+        overrides = _overrides(doc)
         overrides[model.model] = documents.as_dict(model)
-        # The whole map is rewritten: model ids may contain dots, which a field path cannot.
-        updated = await self._update(name, {"$set": {"overrides": overrides}})
+        # The whole list is rewritten (one write, and no field path holds a model id).
+        updated = await self._update(name, {"$set": {"overrides": list(overrides.values())}})
         assert updated is not None
         return merged_provider(updated)
 
     async def delete_model(self, name: str, model: str) -> provider_pb2.Provider:
         """Remove an override; NotFound when there is none."""
         doc = await self._known(name)
-        overrides = dict(doc.get("overrides") or {})
+        overrides = _overrides(doc)
         if overrides.pop(model, None) is None:
             raise NotFound(f"provider {name!r} has no override for model {model!r}")
-        updated = await self._update(name, {"$set": {"overrides": overrides}})
+        updated = await self._update(name, {"$set": {"overrides": list(overrides.values())}})
         assert updated is not None
         return merged_provider(updated)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import grpc
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -17,14 +18,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from genhub.common.errors import FieldViolation
 from genhub.gateway.rest import docs, probes
 from genhub.gateway.rest.bindings import Binding, load_bindings
+from genhub.gateway.rest.edge import EdgeMiddleware, HeadLimits
 from genhub.gateway.rest.errors import RestError
 from genhub.gateway.rest.exchange import OVERHEAD_HEADER, ExchangeMiddleware
 from genhub.gateway.rest.openapi import build_document
-from genhub.gateway.rest.routes import Dispatcher, Limits
-
-log = logging.getLogger(__name__)
+from genhub.gateway.rest.routes import Dispatcher, Limits, allow_header
 
 OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
@@ -37,6 +38,13 @@ EXPOSED_HEADERS = [
     "Link",
     "Retry-After",
 ]
+# What Starlette's CORS middleware calls each part of a refused preflight.
+_PREFLIGHT_HEADERS = {
+    "origin": "Origin",
+    "method": "Access-Control-Request-Method",
+    "headers": "Access-Control-Request-Headers",
+    "private-network": "Access-Control-Request-Private-Network",
+}
 # The gRPC code an HTTP error that never reached the dispatcher stands for.
 _CODE_FOR_HTTP = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -46,6 +54,7 @@ _CODE_FOR_HTTP = {
     405: grpc.StatusCode.UNIMPLEMENTED,
     409: grpc.StatusCode.ABORTED,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    416: grpc.StatusCode.OUT_OF_RANGE,
     429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     503: grpc.StatusCode.UNAVAILABLE,
 }
@@ -58,9 +67,34 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error.response()
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.error("unhandled REST error", exc_info=exc)
-    return RestError(grpc.StatusCode.INTERNAL, "internal error; see server logs").response()
+class _CORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in GenHub's error shape (Starlette
+    answers ``400 text/plain``)."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        """The answer to a preflight request."""
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        # Starlette's text is "Disallowed CORS origin, method, headers, private-network".
+        refused = bytes(response.body).decode("utf-8", "replace").removeprefix("Disallowed CORS ")
+        violations = [
+            FieldViolation(_PREFLIGHT_HEADERS.get(part, part), "is not allowed by the CORS policy")
+            for part in refused.split(", ")
+        ]
+        headers = {k: v for k, v in response.headers.items() if k.startswith("access-control-")}
+        return RestError.invalid(violations, status=response.status_code).response(headers)
+
+
+def _fixed(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
+    """A GET page that also answers OPTIONS with ``Allow``."""
+
+    async def page(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": allow_header({"GET"})})
+        return await endpoint(request)
+
+    return page
 
 
 def create_app(
@@ -72,12 +106,15 @@ def create_app(
     bindings: Sequence[Binding] | None = None,
     stopping: asyncio.Event | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    head_limits: HeadLimits | None = None,
 ) -> Starlette:
     """The ASGI app proxying REST to the gRPC server behind ``channel``.
 
     ``cors_origins`` empty means no CORS headers (browsers then refuse cross-origin calls);
     ``["*"]`` allows any origin. Setting ``stopping`` ends open streams (server shutdown).
     ``extra_routes`` are plain HTTP routes outside the protos (the media route).
+    ``head_limits`` bounds the URL and header block (the server's parser must buffer as much:
+    ``protocol.protocol_for``).
     """
     bindings = list(bindings if bindings is not None else load_bindings())
     dispatcher = Dispatcher(channel, bindings, limits or Limits(), stopping or asyncio.Event())
@@ -89,15 +126,17 @@ def create_app(
             return Response(document, media_type="application/json")
 
         routes += [
-            Route(OPENAPI_PATH, openapi, methods=["GET"]),
-            Route(DOCS_PATH, docs.page, methods=["GET"]),
+            Route(OPENAPI_PATH, _fixed(openapi), methods=["GET", "OPTIONS"]),
+            Route(DOCS_PATH, _fixed(docs.page), methods=["GET", "OPTIONS"]),
             Mount(docs.ASSETS_PATH, app=docs.assets()),
         ]
+    # Outermost first: the request id and timing wrap everything, CORS headers reach the
+    # edge's refusals, and the edge's limits apply before any routing.
     middleware = [Middleware(ExchangeMiddleware)]
     if cors_origins:
         middleware.append(
             Middleware(
-                CORSMiddleware,
+                _CORSMiddleware,
                 allow_origins=list(cors_origins),
                 allow_methods=sorted({b.http_method for b in bindings} | {"GET"}),
                 allow_headers=["*"],
@@ -105,10 +144,11 @@ def create_app(
                 max_age=600,
             )
         )
+    middleware.append(Middleware(EdgeMiddleware, limits=head_limits or HeadLimits()))
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        exception_handlers={HTTPException: _http_error},
     )
     # Every path that is not a fixed page goes to the dispatcher, which answers 404 and 405
     # from the HTTP bindings itself.

@@ -14,6 +14,8 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 from starlette.responses import JSONResponse
 
+from genhub.common.errors import FieldViolation
+
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 # grpc-gateway's runtime.HTTPStatusFromCode.
@@ -62,6 +64,7 @@ class RestError(Exception):
         status: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        message = printable(message)
         super().__init__(message)
         packed = []
         for detail in details:
@@ -73,15 +76,46 @@ class RestError(Exception):
         self.headers = dict(headers or {})
 
     @classmethod
-    def bad_request(cls, field: str, description: str, message: str | None = None) -> RestError:
-        """INVALID_ARGUMENT (400) with a BadRequest detail naming ``field``."""
-        violation = error_details_pb2.BadRequest.FieldViolation(
-            field=field, description=description
-        )
+    def bad_request(
+        cls,
+        field: str,
+        description: str,
+        message: str | None = None,
+        *,
+        code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> RestError:
+        """INVALID_ARGUMENT (400) with a BadRequest detail naming ``field``; ``code``,
+        ``status`` and ``headers`` for refusals with their own HTTP status (413, 415, ...)."""
+        error = cls.invalid([FieldViolation(field, description)], code=code, status=status)
+        if message is not None:
+            error.status.message = printable(message)
+        error.headers.update(headers or {})
+        return error
+
+    @classmethod
+    def invalid(
+        cls,
+        violations: Sequence[FieldViolation],
+        *,
+        code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT,
+        status: int | None = None,
+    ) -> RestError:
+        """A refusal listing every violation in one BadRequest, with the message the gRPC
+        side's ``InvalidArgument`` writes: ``invalid request: <field>: <why>; ...``."""
+        items = [
+            error_details_pb2.BadRequest.FieldViolation(
+                field=printable(v.field), description=printable(v.description)
+            )
+            for v in violations
+        ]
+        summary = "; ".join(f"{v.field}: {v.description}" for v in items)
         return cls(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            message or f"invalid request: {field}: {description}",
-            details=[error_details_pb2.BadRequest(field_violations=[violation])],
+            code,
+            f"invalid request: {summary}",
+            details=[error_details_pb2.BadRequest(field_violations=items)],
+            status=status,
         )
 
     @classmethod
@@ -114,6 +148,12 @@ def _status_headers(status: status_pb2.Status) -> dict[str, str]:
     if status.code == grpc.StatusCode.UNAUTHENTICATED.value[0]:
         headers["WWW-Authenticate"] = 'Bearer realm="genhub"'
     return headers
+
+
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8: a client's unpaired surrogates (legal in JSON escapes, not in
+    UTF-8) are written as ``\\udxxx`` so that echoing them cannot fail the response."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def rpc_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:

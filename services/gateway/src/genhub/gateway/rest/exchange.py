@@ -5,10 +5,12 @@ the ``http_server_*`` metrics (genhub.common.metrics)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import grpc
 from prometheus_client import Histogram
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,7 +18,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from genhub.common import logging as glog
 from genhub.common.ids import new_token
 from genhub.common.metrics import HTTP_SERVER_REQUEST_SECONDS, HTTP_SERVER_REQUESTS
+from genhub.gateway.rest.errors import RestError
 from genhub.gateway.rest.headers import REQUEST_ID_HEADER, usable_request_id
+
+log = logging.getLogger(__name__)
 
 SCOPE_KEY = "genhub.exchange"
 OVERHEAD_HEADER = "X-Gateway-Overhead-Ms"
@@ -96,9 +101,23 @@ class ExchangeMiddleware:
                 REST_OVERHEAD.observe(overhead)
             await send(message)
 
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await stamped(message)
+
         token = glog.request_id.set(request_id)
         try:
-            await self.app(scope, receive, stamped)
+            await self.app(scope, receive, tracked)
+        except Exception:
+            # Answered here, inside the request id, rather than by the server's plain-text 500.
+            log.exception("unhandled REST error in %s %s", scope["method"], scope["path"])
+            if started:
+                raise  # too late for an error answer: the server drops the connection
+            internal = RestError(grpc.StatusCode.INTERNAL, "internal error; see server logs")
+            await internal.response()(scope, receive, stamped)
         finally:
             glog.request_id.reset(token)
             method = scope["method"] if scope["method"] in _METHODS else "other"

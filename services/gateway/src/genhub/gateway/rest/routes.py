@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -16,8 +16,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from genhub.gateway.rest import streaming, transcode
+from genhub.gateway.rest import body, query, streaming, transcode
 from genhub.gateway.rest.bindings import Binding
+from genhub.gateway.rest.edge import KNOWN_METHODS
 from genhub.gateway.rest.errors import RestError
 from genhub.gateway.rest.exchange import exchange
 from genhub.gateway.rest.headers import (
@@ -81,8 +82,23 @@ def _raw_path(scope: Scope) -> str:
     return quote(str(scope["path"]))
 
 
+async def _nothing() -> AsyncIterator[bytes]:
+    # No content and no Content-Length: a stream's length is not known in advance.
+    return
+    yield b""  # pragma: no cover - makes this an async generator
+
+
+def allow_header(methods: set[str]) -> str:
+    """The ``Allow`` value for a resource answering ``methods``: HEAD wherever GET is
+    (RFC 9110 section 9.3.2), and OPTIONS everywhere."""
+    allowed = methods | {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())
+    return ", ".join(sorted(allowed))
+
+
 class Dispatcher:
-    """An ASGI app answering every path that is not a fixed page (docs, OpenAPI)."""
+    """An ASGI app answering every path that is not a fixed page (docs, OpenAPI): 404 when no
+    binding has the path, 405 with ``Allow`` when none has the method, OPTIONS with ``Allow``,
+    HEAD as GET without content."""
 
     def __init__(
         self,
@@ -132,9 +148,10 @@ class Dispatcher:
         await response(scope, receive, send)
 
     def route(self, method: str, raw_path: str) -> tuple[Binding, dict[str, str]]:
-        """The binding for ``method`` and ``raw_path`` with its decoded path values;
-        ``RestError`` 404 when no template matches, 405 (with ``Allow``) when only the method
-        is wrong."""
+        """The binding for ``method`` (HEAD finds GET's) and ``raw_path`` with its decoded path
+        values; ``RestError`` 404 when no template matches, 405 (with ``Allow``) when only the
+        method is wrong."""
+        wanted = "GET" if method == "HEAD" else method
         allowed: set[str] = set()
         for binding in self._bindings:
             try:
@@ -143,7 +160,7 @@ class Dispatcher:
                 raise RestError.bad_request("path", "percent-escapes must be UTF-8") from None
             if values is None:
                 continue
-            if binding.http_method == method:
+            if binding.http_method == wanted:
                 return binding, values
             allowed.add(binding.http_method)
         if allowed:
@@ -151,16 +168,38 @@ class Dispatcher:
                 grpc.StatusCode.UNIMPLEMENTED,
                 "Method Not Allowed",
                 status=405,
-                headers={"Allow": ", ".join(sorted(allowed))},
+                headers={"Allow": allow_header(allowed)},
             )
         raise RestError(grpc.StatusCode.NOT_FOUND, "Not Found", status=404)
 
+    def options(self, raw_path: str) -> Response:
+        """``204`` with ``Allow`` for ``raw_path`` (every method of the server for ``*``);
+        ``RestError`` 404 when no binding has the path."""
+        if raw_path == "*":
+            methods = set(KNOWN_METHODS)
+        else:
+            methods = set()
+            for binding in self._bindings:
+                try:
+                    if binding.template.match(raw_path) is not None:
+                        methods.add(binding.http_method)
+                except UnicodeDecodeError:
+                    raise RestError.bad_request("path", "percent-escapes must be UTF-8") from None
+            if not methods:
+                raise RestError(grpc.StatusCode.NOT_FOUND, "Not Found", status=404)
+        headers = {"Allow": allow_header(methods), "Accept-Encoding": body.ACCEPT_ENCODING}
+        return Response(status_code=204, headers=headers)
+
     async def _handle(self, request: Request) -> Response:
         current = exchange(request.scope)
-        binding, values = self.route(request.method, _raw_path(request.scope))
+        raw_path = _raw_path(request.scope)
+        if request.method == "OPTIONS":
+            return self.options(raw_path)
+        binding, values = self.route(request.method, raw_path)
         current.operation = binding.operation_id
-        body = await self._read_body(request) if binding.body else b""
-        message = transcode.build_request(binding, values, request.query_params.multi_items(), body)
+        content = await body.read(request, self._limits.max_body_bytes) if binding.body else b""
+        params = query.parse(request.scope.get("query_string", b""))
+        message = transcode.build_request(binding, values, params, content)
         key = request.headers.get(IDEMPOTENCY_HEADER)
         fields = message.DESCRIPTOR.fields_by_name
         # The body's idempotency_key wins; the header fills it only when the body has none.
@@ -173,29 +212,6 @@ class Dispatcher:
         if binding.streaming:
             return await self._call_stream(request, binding, message, metadata, grpc_timeout)
         return await self._call_unary(request, binding, message, metadata, grpc_timeout)
-
-    async def _read_body(self, request: Request) -> bytes:
-        limit = self._limits.max_body_bytes
-        chunks: list[bytes] = []
-        size = 0
-        stream = request.stream()
-        async for chunk in stream:
-            size += len(chunk)
-            if size > limit:
-                # Read (and drop) the rest, up to a cap, before answering 413: a server that
-                # closes with unread data makes the kernel reset the connection, and the client
-                # would see the reset instead of the 413.
-                async for more in stream:
-                    size += len(more)
-                    if size > 4 * limit:
-                        break
-                raise RestError(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"request body is larger than {limit} bytes",
-                    status=413,
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     async def _call_unary(
         self,
@@ -246,6 +262,14 @@ class Dispatcher:
                 call.cancel()
                 raise
         encoder = streaming.encoder_for(request.headers.get("accept", ""))
+        if request.method == "HEAD":
+            # The status and headers of the stream, without following it.
+            call.cancel()
+            return StreamingResponse(
+                _nothing(),
+                media_type=encoder.media_type,
+                headers=response_headers(initial) | {"Cache-Control": "no-cache"},
+            )
         heartbeat = (
             self._limits.sse_heartbeat_seconds
             if encoder.media_type == streaming.EVENT_STREAM

@@ -16,6 +16,8 @@ from starlette.routing import BaseRoute
 from genhub.common.server import DEFAULT_GRACE_SECONDS
 from genhub.gateway.config import GatewaySettings
 from genhub.gateway.rest.app import create_app
+from genhub.gateway.rest.edge import HeadLimits
+from genhub.gateway.rest.protocol import protocol_for
 from genhub.gateway.rest.routes import Limits
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ async def running(
     sock = _bind(settings.rest_listen)
     channel = grpc.aio.insecure_channel(grpc_target, options=_CHANNEL_OPTIONS)
     stopping = asyncio.Event()
+    head_limits = HeadLimits()
     app = create_app(
         channel,
         limits=Limits(
@@ -102,10 +105,15 @@ async def running(
         docs_enabled=settings.rest_docs,
         stopping=stopping,
         extra_routes=extra_routes,
+        head_limits=head_limits,
     )
     config = uvicorn.Config(
         app,
         lifespan="off",
+        # h11 always (never httptools, whatever is installed), bounded explicitly, with
+        # GenHub's answers for what it cannot parse (rest.protocol).
+        http=protocol_for(head_limits),
+        h11_max_incomplete_event_size=head_limits.parser_buffer_bytes,
         ws="none",
         log_config=None,  # keep the gateway's JSON logging
         log_level="warning",  # uvicorn's start/stop chatter; "REST serving" is logged here

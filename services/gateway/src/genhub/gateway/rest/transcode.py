@@ -1,65 +1,68 @@
 """REST request -> gRPC request message, gRPC response message -> JSON, by grpc-gateway's rules:
 the body (``*`` or one field) first, then path variables over it, then query parameters for the
-fields neither binds; JSON both ways as ``google.protobuf.json_format`` maps it."""
+fields neither binds; JSON both ways as ``google.protobuf.json_format`` maps it.
+
+Every input goes through one strict decoding step: the body through ``strict_json`` (UTF-8,
+duplicate keys, non-finite tokens, depth), every JSON value (body, path, query) through
+``proto_json`` (what proto3 JSON accepts per field kind), and only then ``json_format.ParseDict``
+(ignore_unknown_fields=False). Each problem is a BadRequest field violation; all of a request's
+problems are answered together in one 400.
+"""
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from genhub.gateway.rest import fields
+from genhub.common.errors import FieldViolation
+from genhub.gateway.rest import fields, proto_json, query, strict_json
 from genhub.gateway.rest.bindings import Binding
 from genhub.gateway.rest.errors import RestError
 
+BODY = "body"
 _MAP_KEY = re.compile(r"^(?P<field>[^\[\]]+)\[(?P<key>[^\[\]]*)\]$")
 _PARSE_CHAIN = re.compile(r"Failed to parse (\S+) field")
 _UNKNOWN_FIELD = re.compile(r'has no field named "([^"]+)"')
 _PARSE_PREFIX = re.compile(r"Failed to parse \S+ field: ")
 _AT_SUFFIX = re.compile(r"\s+at\s+\S+$")
-# The spellings Go's strconv.ParseBool (and so grpc-gateway) accepts, case-insensitively.
-_BOOLS = {
-    "true": True,
-    "t": True,
-    "1": True,
-    "false": False,
-    "f": False,
-    "0": False,
-}
-_MAX_JSON_DEPTH = 100
+_JSON_WHITESPACE = b" \t\r\n"
 
 
 def build_request(
     binding: Binding,
     path_values: dict[str, str],
-    query: Iterable[tuple[str, str]],
+    query_params: Iterable[tuple[str, str]],
     body: bytes,
 ) -> Message:
-    """The request message for ``binding``; ``RestError`` (400) naming the bad input."""
+    """The request message for ``binding``: ``body`` (bytes as received, already decoded from
+    any content coding), ``path_values`` (percent-decoded) and ``query_params`` (see
+    ``query.parse``). ``RestError`` (400) with a BadRequest listing every bad input otherwise:
+    fields by their path as the client spelled them, ``body`` for a body that is not a JSON
+    object, the parameter name for a query parameter no field takes."""
     request = binding.request_class()
-    if binding.body:
-        _merge_body(request, binding.body, body)
     descriptor = fields.descriptor_of(request)
+    violations = _merge_body(request, descriptor, binding.body, body) if binding.body else []
     bound: dict[str, Any] = {}
     chains = {path: fields.resolve(descriptor, path) for path in path_values}
-    for path, value in path_values.items():
-        _put(bound, chains[path], _scalar_json(chains[path][-1], value, path), path)
-    if binding.body != "*":
-        excluded = set(path_values) | ({binding.body} if binding.body else set())
-        for key, value in query:
-            _add_query_value(bound, descriptor, key, value, excluded)
+    for path, text in path_values.items():
+        _bind_text(bound, chains[path], path, text, violations)
+    excluded = set(path_values) | ({binding.body} if binding.body else set())
+    for key, text in query_params:
+        _add_query_value(bound, descriptor, binding.body, key, text, excluded, violations)
+    if not violations and bound:
+        # Each value was checked alone; this catches what only shows together (two members
+        # of one oneof).
+        violations += proto_json.check_message(descriptor, bound)
+    if violations:
+        raise RestError.invalid(violations)
     if bound:
         extra = binding.request_class()
-        try:
-            json_format.ParseDict(bound, extra)
-        except (json_format.ParseError, TypeError, ValueError) as exc:
-            raise _parse_failure(exc, "query") from None
+        _parse_dict(bound, extra, "query")
         request.MergeFrom(extra)
         # Path variables override the body, as in grpc-gateway; MergeFrom alone would keep the
         # body's value when the path's is a zero value.
@@ -78,137 +81,170 @@ def _copy_leaf(source: Message, target: Message, chain: list[FieldDescriptor]) -
         setattr(target, leaf.name, getattr(source, leaf.name))
 
 
-def _merge_body(request: Message, body_field: str, raw: bytes) -> None:
-    data = parse_json(raw) if raw.strip() else {}
+def _merge_body(
+    request: Message, descriptor: Descriptor, body_field: str, raw: bytes
+) -> list[FieldViolation]:
+    if not raw.strip(_JSON_WHITESPACE):
+        return []  # no body: an empty message, so POST :cancel needs none
+    try:
+        data = strict_json.loads(raw)
+    except strict_json.JsonSyntaxError as exc:
+        return [FieldViolation(BODY, str(exc))]
     if body_field == "*":
         if not isinstance(data, dict):
-            raise _invalid("the request body must be a JSON object")
+            return [FieldViolation(BODY, f"must be a JSON object, not {proto_json.echo(data)}")]
+        violations = proto_json.check_message(descriptor, data)
         target: dict[str, Any] = data
     else:
-        target = {fields.descriptor_of(request).fields_by_name[body_field].json_name: data}
+        field = descriptor.fields_by_name[body_field]
+        if data is None:
+            return [FieldViolation(BODY, "must not be null")]
+        violations = proto_json.check_field(field, data, field.json_name)
+        target = {field.json_name: data}
+    if violations:
+        return violations
+    _parse_dict(target, request, body_field)
+    return []
+
+
+def _parse_dict(data: dict[str, Any], message: Message, fallback_field: str) -> None:
     try:
-        json_format.ParseDict(target, request, ignore_unknown_fields=False)
+        json_format.ParseDict(data, message, ignore_unknown_fields=False)
     except (json_format.ParseError, TypeError, ValueError, RecursionError) as exc:
-        raise _parse_failure(exc, body_field) from None
+        # proto_json refuses everything json_format does; this only guards against a gap.
+        raise _parse_failure(exc, fallback_field) from None
 
 
-def parse_json(raw: bytes) -> Any:
-    """Strict JSON (no NaN/Infinity tokens, bounded nesting); ``RestError`` (400) otherwise."""
+def _bind_text(
+    bound: dict[str, Any],
+    chain: list[FieldDescriptor],
+    name: str,
+    text: str,
+    violations: list[FieldViolation],
+) -> None:
+    leaf = chain[-1]
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _invalid("the request body is not UTF-8") from None
-
-    def reject(token: str) -> Any:
-        # json.loads takes NaN and Infinity by default; they are not JSON.
-        raise ValueError(f"{token} is not JSON")
-
-    try:
-        data = json.loads(text, parse_constant=reject)
-    except RecursionError:
-        raise _invalid("the request body is nested too deeply") from None
+        value = query.text_value(leaf, text)
     except ValueError as exc:
-        raise _invalid(f"malformed JSON in the request body: {exc}") from None
-    if _depth(data) > _MAX_JSON_DEPTH:
-        raise _invalid("the request body is nested too deeply")
-    return data
-
-
-def _invalid(message: str) -> RestError:
-    # No field to blame (the body is not JSON at all): INVALID_ARGUMENT without details.
-    return RestError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-def _depth(value: Any) -> int:
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
+        violations.append(FieldViolation(name, str(exc)))
+        return
+    if problems := proto_json.check_element(leaf, value, name):
+        violations += problems
+        return
+    if fields.is_repeated(leaf):
+        items = _container(bound, chain, [], name, violations)
+        if items is not None:
+            items.append(value)
+        return
+    parent = _parent(bound, chain, name, violations)
+    if parent is None:
+        return
+    if leaf.json_name in parent:
+        violations.append(FieldViolation(name, "is given more than once"))
+        return
+    parent[leaf.json_name] = value
 
 
 def _add_query_value(
     bound: dict[str, Any],
     message: Descriptor,
+    body_field: str,
     key: str,
-    value: str,
+    text: str,
     excluded: set[str],
+    violations: list[FieldViolation],
 ) -> None:
+    name = key
+    if body_field == "*":
+        violations.append(
+            FieldViolation(name, "cannot be set in the query: this route reads the request body")
+        )
+        return
     map_key: str | None = None
     if found := _MAP_KEY.match(key):
         key, map_key = found.group("field"), found.group("key")
     try:
         chain = fields.resolve(message, key, json_names=True)
     except KeyError:
-        # grpc-gateway ignores parameters that name no field (cache busters, tracking tags).
+        violations.append(FieldViolation(name, "is not a field of this request"))
         return
     proto_path = ".".join(f.name for f in chain)
-    if any(proto_path == e or proto_path.startswith(e + ".") for e in excluded):
-        return  # bound by the path or the body, which win
+    for bound_path in excluded:
+        if proto_path == bound_path or proto_path.startswith(bound_path + "."):
+            where = "the request body" if bound_path == body_field else "the URL path"
+            violations.append(FieldViolation(name, f"is already set by {where}"))
+            return
     leaf = chain[-1]
     if fields.is_map(leaf):
         if map_key is None:
-            raise RestError.bad_request(key, "set map entries as name[key]=value")
-        value_field = fields.message_of(leaf).fields_by_name["value"]
-        entries = _container(bound, chain, {}, key)
-        entries[map_key] = _scalar_json(value_field, value, key)
+            violations.append(FieldViolation(name, "set map entries as name[key]=value"))
+            return
+        entry = fields.message_of(leaf)
+        key_problems = proto_json.check_map_key(entry.fields_by_name["key"], map_key, name)
+        value_field = entry.fields_by_name["value"]
+        if key_problems or not fields.is_scalar_like(value_field):
+            violations += key_problems or [
+                FieldViolation(name, "map values that are messages cannot be set in the query")
+            ]
+            return
+        entries = _container(bound, chain, {}, name, violations)
+        if entries is None:
+            return
+        if map_key in entries:
+            violations.append(FieldViolation(name, "is given more than once"))
+            return
+        try:
+            value = query.text_value(value_field, text)
+        except ValueError as exc:
+            violations.append(FieldViolation(name, str(exc)))
+            return
+        if problems := proto_json.check_element(value_field, value, name):
+            violations += problems
+            return
+        entries[map_key] = value
         return
     if map_key is not None:
-        raise RestError.bad_request(key, "is not a map field")
-    if fields.is_repeated(leaf):
-        if not fields.is_scalar_like(leaf):
-            raise RestError.bad_request(key, "repeated messages cannot be set in the query")
-        items = _container(bound, chain, [], key)
-        items.append(_scalar_json(leaf, value, key))
-        return
-    if not fields.is_scalar_like(leaf):
-        raise RestError.bad_request(key, "a message cannot be set in the query; name its fields")
-    _put(bound, chain, _scalar_json(leaf, value, key), key)
+        violations.append(FieldViolation(name, "is not a map field"))
+    elif not fields.is_scalar_like(leaf):
+        what = "repeated messages" if fields.is_repeated(leaf) else "a message"
+        violations.append(
+            FieldViolation(name, f"{what} cannot be set in the query; name its fields")
+        )
+    else:
+        _bind_text(bound, chain, name, text, violations)
 
 
-def _parent(bound: dict[str, Any], chain: list[FieldDescriptor], name: str) -> dict[str, Any]:
+def _parent(
+    bound: dict[str, Any],
+    chain: Sequence[FieldDescriptor],
+    name: str,
+    violations: list[FieldViolation],
+) -> dict[str, Any] | None:
     node = bound
     for field in chain[:-1]:
         child = node.setdefault(field.json_name, {})
         if not isinstance(child, dict):
-            raise RestError.bad_request(name, "conflicts with another parameter")
+            violations.append(FieldViolation(name, "conflicts with another parameter"))
+            return None
         node = child
     return node
 
 
-def _put(bound: dict[str, Any], chain: list[FieldDescriptor], value: Any, name: str) -> None:
-    parent = _parent(bound, chain, name)
-    if chain[-1].json_name in parent:
-        raise RestError.bad_request(name, "is given more than once")
-    parent[chain[-1].json_name] = value
-
-
-def _container(bound: dict[str, Any], chain: list[FieldDescriptor], empty: Any, name: str) -> Any:
-    parent = _parent(bound, chain, name)
+def _container(
+    bound: dict[str, Any],
+    chain: Sequence[FieldDescriptor],
+    empty: Any,
+    name: str,
+    violations: list[FieldViolation],
+) -> Any:
+    parent = _parent(bound, chain, name, violations)
+    if parent is None:
+        return None
     container = parent.setdefault(chain[-1].json_name, empty)
     if type(container) is not type(empty):
-        raise RestError.bad_request(name, "conflicts with another parameter")
+        violations.append(FieldViolation(name, "conflicts with another parameter"))
+        return None
     return container
-
-
-def _scalar_json(field: FieldDescriptor, value: str, name: str) -> Any:
-    """A path or query string as the JSON value ``json_format`` expects for ``field``."""
-    wrapped = field
-    if field.message_type is not None and field.message_type.full_name in fields.WRAPPERS:
-        wrapped = field.message_type.fields_by_name["value"]
-    if wrapped.type == FieldDescriptor.TYPE_BOOL:
-        flag = _BOOLS.get(value.lower())
-        if flag is None:
-            raise RestError.bad_request(name, f"{value!r} is not a boolean (true or false)")
-        return flag
-    # Numbers, enums (name or number), bytes (base64) and string-form WKTs: json_format parses
-    # these from strings and reports a bad one as a ParseError.
-    return value
 
 
 def _parse_failure(exc: BaseException, fallback_field: str) -> RestError:

@@ -31,9 +31,16 @@ from genhub.providers.sdk.protocol import (
     Provider,
     Submitted,
 )
-from genhub.providers.sdk.registry import ENTRY_POINT_GROUP, available_providers, load_provider
+from genhub.providers.sdk.registry import (
+    COMPATIBLE_ENTRY_POINT_GROUP,
+    ENTRY_POINT_GROUP,
+    available_providers,
+    compatible_apis,
+    load_provider,
+)
 
 __all__ = [
+    "COMPATIBLE_ENTRY_POINT_GROUP",
     "ENTRY_POINT_GROUP",
     "PROVIDER_SIDE",
     "AuthFailed",
@@ -58,6 +65,7 @@ __all__ = [
     "RetryableError",
     "Submitted",
     "available_providers",
+    "compatible_apis",
     "load_catalogue",
     "load_provider",
 ]
