@@ -1,4 +1,6 @@
-"""Start GenHub's services as local processes: task-store, provider workers, the gateway.
+"""Start GenHub's services as local processes: task-store, provider workers, the gateway; for
+``make run`` also the webhook notifier and the media sweep, with the media store in the local
+versitygw bucket.
 
 Used by ``make run`` (foreground, until Ctrl-C) and by the benchmark. Each service is a real
 process, configured only through environment variables, exactly as in a container.
@@ -13,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import os
+import secrets
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -117,12 +121,40 @@ async def _wait_serving(name: str, address: str, log: Path, deadline: float) -> 
 
 def _local_secrets_key() -> str:
     """This machine's key for provider secrets, kept in the git-ignored .state/ folder."""
-    path = ROOT / ".state" / "secrets.key"
+    return _local_secret("secrets.key", SecretBox.generate_key)
+
+
+def _local_secret(name: str, make: Callable[[], str]) -> str:
+    """A development secret of this machine, kept in the git-ignored .state/ folder."""
+    path = ROOT / ".state" / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(SecretBox.generate_key())
+        path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def media_env(rest: str) -> dict[str, str]:
+    """The media store in the development bucket of ``scripts/infra.sh``'s versitygw, with
+    gateway-served URLs on the REST address ``rest`` (docs/media.md)."""
+    return {
+        "GENHUB_MEDIA_BACKEND": "s3",
+        "GENHUB_MEDIA_S3_BUCKET": "genhub-media",
+        "GENHUB_MEDIA_S3_ENDPOINT": "http://127.0.0.1:7070",
+        "GENHUB_MEDIA_S3_ACCESS_KEY_ID": "genhub",  # development keys (infra.sh), loopback only
+        "GENHUB_MEDIA_S3_SECRET_ACCESS_KEY": "genhub-dev-secret",
+        "GENHUB_MEDIA_URL_KEYS": _local_secret("media-url.key", lambda: secrets.token_hex(32)),
+        "GENHUB_MEDIA_PUBLIC_URL": f"http://{rest}",
+    }
+
+
+def webhook_env() -> dict[str, str]:
+    """The notifier's signing secret (``.state/webhook.secret``, give it to receivers) and
+    loopback receivers allowed, for trying webhooks on this machine."""
+    secret = _local_secret(
+        "webhook.secret", lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    )
+    return {"GENHUB_WEBHOOK_SECRETS": secret, "GENHUB_EGRESS_ALLOW": "127.0.0.0/8"}
 
 
 def _log_file(name: str) -> BinaryIO:
@@ -182,10 +214,13 @@ async def running(
     gateway_metrics_port: int = 0,
     providers: tuple[str, ...] = ("demo",),
     fake_providers: bool = False,
+    media: bool = False,
+    webhooks: bool = False,
 ) -> AsyncIterator[DevStack]:
     """Start the services and a worker per provider in ``providers`` (entries of ``WORKERS``),
     wait until each answers health checks, stop them all on exit. ``fake_providers`` starts the
-    workers' fakes and points the workers at them.
+    workers' fakes and points the workers at them; ``media`` stores outputs in the local
+    versitygw (and sweeps it hourly); ``webhooks`` runs the notifier.
 
     Everything listens on loopback only. Task-store and the gateway serve /metrics on the
     given ports (0: off); workers serve none (several share this host).
@@ -206,6 +241,10 @@ async def running(
         "GENHUB_HEALTH_LISTEN": "127.0.0.1:0",
         "GENHUB_METRICS_LISTEN": "",
     }
+    if media:
+        base = media_env(rest) | base
+    if webhooks:
+        base = webhook_env() | base
     stack = DevStack(gateway=gateway, taskstore=taskstore, rest=rest, env=base)
     for name, port in (("taskstore", taskstore_metrics_port), ("gateway", gateway_metrics_port)):
         if port:
@@ -226,6 +265,12 @@ async def running(
         gateway_env = base | {"GENHUB_METRICS_LISTEN": stack.metrics.get("gateway", "")}
         stack.processes["gateway"] = await _spawn("gateway", ["genhub.gateway"], gateway_env)
         await _wait_serving("gateway", gateway, LOGS / "gateway.log", deadline)
+        if webhooks:
+            stack.processes["notifier"] = await _spawn("notifier", ["genhub.notifier"], base)
+        if media:
+            stack.processes["media-sweep"] = await _spawn(
+                "media-sweep", ["genhub.media", "sweep", "--every", "3600"], base
+            )
         for name, process in stack.processes.items():
             if process.returncode is not None:
                 raise RuntimeError(
@@ -233,11 +278,10 @@ async def running(
                 )
         yield stack
     finally:
-        # Gateway first (stop taking work), the workers drain, then task-store, fakes last.
-        order = sorted(
-            stack.processes,
-            key=lambda n: ["gateway", "dispatcher", "taskstore", "fake"].index(n.split("-")[0]),
-        )
+        # Sweep and notifier first, then the gateway (stop taking work), the workers drain,
+        # then task-store, fakes last.
+        stages = ["media", "notifier", "gateway", "dispatcher", "taskstore", "fake"]
+        order = sorted(stack.processes, key=lambda n: stages.index(n.split("-")[0]))
         for name in order:
             child = stack.processes.get(name)
             if child is not None and child.returncode is None:
@@ -268,8 +312,12 @@ print("created", task.task_id, task_pb2.TaskStatus.Name(task.status))
 for update in tasks.WatchTask(api.WatchTaskRequest(task_id=task.task_id)):
     print("status", task_pb2.TaskStatus.Name(update.task.status))
 done = tasks.GetTask(api.GetTaskRequest(task_id=task.task_id)).task
-print("image:", done.result.images[0].url[:60], "...")
+print("image:", done.result.images[0].url)
 PY
+
+Images and videos are kept in the local versitygw bucket (genhub-media); task answers carry
+short-lived URLs that the gateway serves. Webhooks are signed with the secret in
+.state/webhook.secret (receivers on 127.0.0.1 are allowed here).
 
 Press Ctrl-C to stop everything.
 """
@@ -295,6 +343,8 @@ async def _foreground() -> None:
         demo_latency_ms=int(os.environ.get("GENHUB_DEMO_LATENCY_MS", "300")),
         providers=tuple(w.provider for w in WORKERS),
         fake_providers=fake,
+        media=True,
+        webhooks=True,
         taskstore_metrics_port=9091,
         gateway_metrics_port=9090,
     ) as st:

@@ -17,18 +17,20 @@ RUN python -m venv /opt/build \
 COPY requirements.lock scripts/lock_subset.py ./
 COPY libs/protos libs/protos
 COPY libs/common libs/common
+COPY libs/egress libs/egress
+COPY libs/media libs/media
 COPY services/providers/sdk services/providers/sdk
 COPY services/dispatcher services/dispatcher
 COPY services/providers/demo services/providers/demo
 # Third-party packages: the part of requirements.lock these packages need, hash-checked;
 # then ours, built from source; `pip check` proves nothing is missing.
-RUN python lock_subset.py requirements.lock libs/protos libs/common services/providers/sdk \
-        services/dispatcher services/providers/demo > runtime.lock \
+RUN python lock_subset.py requirements.lock libs/protos libs/common libs/egress libs/media \
+        services/providers/sdk services/dispatcher services/providers/demo > runtime.lock \
     && python -m venv /opt/genhub \
     && /opt/genhub/bin/pip install --require-hashes --no-deps -r runtime.lock \
     && /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels \
-        libs/protos libs/common services/providers/sdk services/dispatcher \
-        services/providers/demo \
+        libs/protos libs/common libs/egress libs/media services/providers/sdk \
+        services/dispatcher services/providers/demo \
     && /opt/genhub/bin/pip install --no-deps --no-index /wheels/*.whl \
     && /opt/genhub/bin/pip check
 

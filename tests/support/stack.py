@@ -1,16 +1,19 @@
 """The whole GenHub stack in this process: task-store, a demo worker and the gateway, on
 ephemeral ports, against the real RabbitMQ (own vhost), FerretDB (own database) and Redis
-(own key prefix)."""
+(own key prefix); optionally with a media store (``media``: e.g. a bucket on the loopback
+versitygw) and a webhook notifier (``webhook_secrets``)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from pydantic import SecretStr
+from pymongo import AsyncMongoClient
 
 from genhub.common import store_client
 from genhub.common.secrets import SecretBox
@@ -18,9 +21,16 @@ from genhub.common.store_client import TaskStoreClient
 from genhub.dispatcher import app as dispatcher_app
 from genhub.dispatcher.config import DispatcherSettings
 from genhub.dispatcher.worker import Worker
+from genhub.egress import EgressPolicy
 from genhub.gateway import app as gateway_app
 from genhub.gateway.config import GatewaySettings
 from genhub.gateway.rest import server as rest_server
+from genhub.gateway.rest.media_route import media_route
+from genhub.media import MediaSettings, MediaStore, build_store
+from genhub.notifier.consumer import DeliveryConsumer
+from genhub.notifier.delivery_log import DeliveryLog
+from genhub.notifier.media_links import linker
+from genhub.notifier.signing import Signer
 from genhub.providers.demo import DemoProvider, DemoSettings
 from genhub.providers.sdk import Provider
 from genhub.taskstore import app as taskstore_app
@@ -45,6 +55,8 @@ class Stack:
     taskstore: taskstore_app.TaskStore
     rest_url: str = ""
     secrets_keys: str = ""
+    media: MediaStore | None = None  # the gateway's media store (serves and deletes)
+    deliveries: DeliveryLog | None = None  # the notifier's delivery log
 
 
 def dispatcher_settings(vhost: str, taskstore_addr: str, **overrides: Any) -> DispatcherSettings:
@@ -78,12 +90,18 @@ async def start_stack(
     secrets_keys: str | None = None,
     store_settings: dict[str, Any] | None = None,
     gateway: dict[str, Any] | None = None,
+    media: MediaSettings | None = None,
+    webhook_secrets: Sequence[str] = (),
+    webhook_schedule: Sequence[float] = (0.2, 0.5),
+    egress_allow: str = "",
     **dispatcher_overrides: Any,
 ) -> AsyncIterator[Stack]:
     """Run task-store, (optionally) a demo worker and the gateway (with, if ``rest``, its REST
     server, at ``Stack.rest_url``) until the block exits. ``store_settings`` overrides task-store
     settings (e.g. the reaper's), ``gateway`` the gateway's (authentication, limits),
-    ``dispatcher_overrides`` the worker's."""
+    ``dispatcher_overrides`` the worker's. ``media``: the media store of worker and gateway;
+    ``webhook_secrets``: run a notifier (delivery consumer) signing with them; ``egress_allow``:
+    the gateway's and notifier's egress exceptions (e.g. loopback webhook receivers)."""
     prefix = f"{database}:"
     keys = SecretBox.generate_key() if secrets_keys is None else secrets_keys
     ts_settings = TaskStoreSettings(
@@ -110,6 +128,7 @@ async def start_stack(
                     ),
                     provider=provider
                     or DemoProvider(demo or DemoSettings(video_render_seconds=0.3)),
+                    media=media,
                 )
             )
         gw_settings = GatewaySettings(
@@ -120,17 +139,33 @@ async def start_stack(
             catalogue_ttl_seconds=0.2,
             rest_listen="127.0.0.1:0",
             secrets_keys=SecretStr(keys),
+            egress_allow=egress_allow,
             # Auth stays off unless ``gateway`` turns it on; a pepper lets API keys be issued.
             **({"api_key_pepper": SecretStr(TEST_PEPPER)} | (gateway or {})),
         )
-        _, gw_port = await stack.enter_async_context(gateway_app.running(gw_settings))
+        media_store = None
+        routes = []
+        if media is not None and media.enabled:
+            media_store = build_store(media, fetch=False)
+            stack.push_async_callback(media_store.aclose)
+            signer = media.signer()
+            if signer is not None:
+                routes.append(media_route(media_store, signer))
+        _, gw_port = await stack.enter_async_context(gateway_app.running(gw_settings, media_store))
         gateway_addr = f"127.0.0.1:{gw_port}"
         rest_url = ""
         if rest:
             rest_port = await stack.enter_async_context(
-                rest_server.running(gw_settings, gateway_addr)
+                rest_server.running(gw_settings, gateway_addr, routes)
             )
             rest_url = f"http://127.0.0.1:{rest_port}"
+        deliveries = None
+        if webhook_secrets:
+            deliveries = await stack.enter_async_context(
+                _notifier(
+                    vhost, database, webhook_secrets, webhook_schedule, egress_allow, media_store
+                )
+            )
         channel = grpc.aio.insecure_channel(gateway_addr)
         stack.push_async_callback(channel.close)
         store = await stack.enter_async_context(store_client.connect(taskstore_addr))
@@ -145,4 +180,41 @@ async def start_stack(
             taskstore=taskstore,
             rest_url=rest_url,
             secrets_keys=keys,
+            media=media_store,
+            deliveries=deliveries,
         )
+
+
+@contextlib.asynccontextmanager
+async def _notifier(
+    vhost: str,
+    database: str,
+    secrets: Sequence[str],
+    schedule: Sequence[float],
+    allow: str,
+    media: MediaStore | None,
+) -> AsyncIterator[DeliveryLog]:
+    """A delivery consumer (what ``genhub-notifier`` runs) on the test's vhost, logging to its
+    database and linking ``media``'s files into payloads; yields the delivery log."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        infra.MONGO_URL, tz_aware=True, serverSelectionTimeoutMS=5000
+    )
+    log = DeliveryLog(client, database)
+    await log.ensure_indexes()
+    consumer = DeliveryConsumer(
+        infra.amqp_url(vhost),
+        signer=Signer(list(secrets)),
+        delivery_log=log,
+        policy=EgressPolicy.from_setting(allow),
+        schedule=schedule,
+        timeout=5,
+        prepare=linker(media) if media is not None else None,
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stop))
+    try:
+        yield log
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        await client.close()

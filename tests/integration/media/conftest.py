@@ -7,15 +7,17 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from obstore.store import LocalStore
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from genhub.egress import EgressPolicy
 from genhub.gateway.rest.media_route import media_route
-from genhub.media import Downloader, MediaStore, ObstoreBackend, UrlSigner
-from tests.support import buckets, http_server, media_files
+from genhub.media import Downloader, MediaSettings, MediaStore, ObstoreBackend, UrlSigner
+from tests.support import buckets, http_server, infra, media_files
 
 URL_KEY = "k" * 40
 LOCAL = EgressPolicy.from_setting("127.0.0.0/8")  # the fake CDN is on loopback, like the fakes
@@ -72,3 +74,16 @@ async def media_store(
     else:
         async with _local_store(tmp_path / "media") as store:
             yield store
+
+
+def s3_media(bucket: str, endpoint: str = infra.S3_ENDPOINT, **overrides: Any) -> MediaSettings:
+    """Media settings for ``bucket`` on the loopback versitygw (or a proxy in front of it)."""
+    values: dict[str, Any] = {
+        "media_backend": "s3",
+        "media_s3_bucket": bucket,
+        "media_s3_endpoint": endpoint,
+        "media_s3_access_key_id": SecretStr(infra.S3_ACCESS_KEY),
+        "media_s3_secret_access_key": SecretStr(infra.S3_SECRET_KEY),
+        "media_download_timeout_seconds": 10,
+    }
+    return MediaSettings(**(values | overrides))

@@ -180,26 +180,40 @@ async def test_results_link_stored_media_and_keep_data_urls(media_store: MediaSt
 
 
 async def test_sweep_removes_orphans_and_expired(media_store: MediaStore) -> None:
+    from collections.abc import Collection
     from datetime import timedelta
 
     from genhub.media import sweep
 
     live = await media_store.put(_one(media_files.image_bytes("PNG")), owner="alive", kind="image")
+    leftover = await media_store.put(
+        _one(media_files.image_bytes("PNG")), owner="alive", kind="image"
+    )
     gone = await media_store.put(
         _one(media_files.image_bytes("PNG")), owner="deleted", kind="image"
     )
 
-    async def exists(owner: str) -> bool:
-        return owner == "alive"
+    class Owners:
+        """Task "alive" references its first file only; task "deleted" is gone."""
 
-    young = await sweep(media_store, exists, retention=None)  # within the grace period
-    assert (young.seen, young.orphaned) == (2, 0)
-    report = await sweep(media_store, exists, retention=None, grace=timedelta(0))
-    assert (report.orphaned, report.expired) == (1, 0)
+        expired: list[str] = []  # noqa: RUF012
+
+        async def media_of(self, owner: str) -> Collection[str] | None:
+            return {live.media_id} if owner == "alive" else None
+
+        async def expire(self, owner: str) -> None:
+            self.expired.append(owner)
+
+    owners = Owners()
+    young = await sweep(media_store, owners, retention=None)  # within the grace period
+    assert (young.seen, young.orphaned) == (3, 0)
+    report = await sweep(media_store, owners, retention=None, grace=timedelta(0))
+    assert (report.orphaned, report.expired) == (2, 0)
     assert [o.key async for o in media_store.list()] == [live.key]
-    assert gone.key != live.key
-    expired = await sweep(media_store, exists, retention=timedelta(0))
-    assert expired.expired == 1
+    assert gone.key != live.key != leftover.key
+    expired = await sweep(media_store, owners, retention=timedelta(0))
+    assert (expired.expired, expired.tasks_expired) == (1, 1)
+    assert owners.expired == ["alive"]  # the task is told before its file goes
     assert [o async for o in media_store.list()] == []
 
 

@@ -99,6 +99,7 @@ def _operations(now: Any) -> dict[str, tuple[lifecycle.Step, set[str]]]:
         "fail": (lifecycle.fail("r", error, now), {"running"}),
         "cancel": (lifecycle.cancel(now), {"pending", "queued", "running"}),
         "retry": (lifecycle.retry(now), {"failed"}),
+        "expire": (lifecycle.expire(now), {"succeeded"}),
     }
 
 
@@ -310,6 +311,26 @@ async def test_an_operator_retry_requeues_a_failed_task_with_a_fresh_budget(worl
     with pytest.raises(FailedPrecondition) as refused:
         await world.lifecycle.retry(task.task_id)
     assert refused.value.reason == "NOT_FAILED"
+
+
+async def test_expire_moves_a_succeeded_task_keeping_its_result_record(world: World) -> None:
+    task = await world.create()
+    claim = await world.lifecycle.claim(task.task_id, lease=LEASE, max_attempts=1)
+    result = S.TaskResult(images=[S.GeneratedImage(media=S.StoredMedia(media_id="m", sha256="ab"))])
+    done = await world.lifecycle.complete(task.task_id, claim.run_id, result, S.Usage(images=1))
+    world.heard.clear()
+    expired = await world.lifecycle.expire(task.task_id)
+    assert expired.status == S.TASK_STATUS_EXPIRED
+    assert expired.result == done.result and expired.finish_time == done.finish_time
+    assert [(t.operation, t.task.status) for t in world.heard] == [
+        ("expire", S.TASK_STATUS_EXPIRED)
+    ]
+    with pytest.raises(FailedPrecondition) as again:
+        await world.lifecycle.expire(task.task_id)
+    assert again.value.reason == "NOT_SUCCEEDED"
+    assert again.value.metadata["status"] == "TASK_STATUS_EXPIRED"
+    with pytest.raises(NotFound):
+        await world.lifecycle.expire("nope")
 
 
 async def test_a_broker_outage_does_not_fail_a_create_and_the_message_follows(

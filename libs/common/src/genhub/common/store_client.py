@@ -284,6 +284,11 @@ class TaskStoreClient:
         """Run a failed task again; FailedPrecondition unless it failed."""
         return (await call(self._stub.RetryTask, pb.RetryTaskRequest(task_id=task_id))).task
 
+    async def expire(self, task_id: str) -> task_pb2.Task:
+        """succeeded -> expired (its stored media purged for age); FailedPrecondition
+        (NOT_SUCCEEDED) for any other status."""
+        return (await call(self._stub.ExpireTask, pb.ExpireTaskRequest(task_id=task_id))).task
+
     async def delete(self, task_id: str) -> None:
         """Remove a task."""
         await call(self._stub.DeleteTask, pb.DeleteTaskRequest(task_id=task_id))

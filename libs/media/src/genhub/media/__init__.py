@@ -17,7 +17,8 @@ from genhub.media._proto import image_entry, link_result, to_stored_media, video
 from genhub.media._ref import MIME_BY_EXT, MediaRef, key_for, mime_of, new_media_id, owner_of
 from genhub.media._signing import MEDIA_PATH, SignatureInvalid, UrlSigner
 from genhub.media._store import MediaStore
-from genhub.media._sweep import SweepReport, sweep
+from genhub.media._sweep import Owners, SweepReport, sweep
+from genhub.media._task_owners import TaskStoreOwners, referenced_media
 
 __all__ = [
     "MEDIA_PATH",
@@ -29,11 +30,13 @@ __all__ = [
     "MediaSettings",
     "MediaStore",
     "ObstoreBackend",
+    "Owners",
     "PermanentMediaError",
     "RetryableMediaError",
     "SignatureInvalid",
     "StoredObject",
     "SweepReport",
+    "TaskStoreOwners",
     "UrlSigner",
     "build_store",
     "image_entry",
@@ -43,6 +46,7 @@ __all__ = [
     "new_media_id",
     "owner_of",
     "redact",
+    "referenced_media",
     "sweep",
     "to_stored_media",
     "video_entry",

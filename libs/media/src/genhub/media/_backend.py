@@ -66,8 +66,9 @@ def _unavailable(exc: Exception, what: str) -> errors.MediaError:
 
 
 class ObstoreBackend:
-    """A ``Backend`` over an obstore ``S3Store`` (presigned GETs) or ``LocalStore`` (URLs
-    signed by ``signer`` and served by the gateway's media route)."""
+    """A ``Backend`` over an obstore ``S3Store`` or ``LocalStore``. With a ``signer`` (required
+    for a folder) URLs are the gateway's signed media route; an S3 store without one hands out
+    presigned GETs of the bucket itself."""
 
     def __init__(self, store: S3Store | LocalStore, signer: UrlSigner | None = None) -> None:
         if isinstance(store, LocalStore) and signer is None:
@@ -101,8 +102,8 @@ class ObstoreBackend:
             raise _unavailable(exc, f"reading {key}") from exc
 
     async def url(self, key: str, media_id: str, ttl_seconds: float) -> str:
-        """A presigned S3 GET, or a gateway URL with an HMAC-signed expiry."""
-        if self._signer is not None and self._local:
+        """A gateway URL with an HMAC-signed expiry, or (S3 without a signer) a presigned GET."""
+        if self._signer is not None:
             return self._signer.sign(media_id, ttl_seconds)
         try:
             assert isinstance(self._store, S3Store)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -23,8 +24,8 @@ class MediaSettings(BaseSettings):
     """Where media is kept and how it is fetched and served.
 
     ``media_backend="s3"`` needs ``media_s3_bucket`` (and, outside AWS, an endpoint);
-    ``"local"`` needs ``media_url_keys`` (the gateway serves the files). Secrets are
-    ``SecretStr`` (masked in reprs).
+    ``"local"`` needs ``media_url_keys`` (the gateway serves the files; with keys it serves S3
+    files too, else S3 URLs are presigned). Secrets are ``SecretStr`` (masked in reprs).
     """
 
     model_config = SettingsConfigDict(env_prefix="GENHUB_", frozen=True, extra="ignore")
@@ -39,9 +40,14 @@ class MediaSettings(BaseSettings):
     media_s3_access_key_id: SecretStr = SecretStr("")
     media_s3_secret_access_key: SecretStr = SecretStr("")
     media_s3_virtual_hosted: bool = False  # path-style by default: works with every service
+    # Retries of one request (obstore's exponential backoff from 100 ms, within 30 s): few, so a
+    # delete or a sign never hangs for minutes on an unreachable store (obstore's default is 10
+    # within 3 min); a failed upload fails the attempt, which the worker retries anyway.
+    media_s3_max_retries: int = Field(default=3, ge=0, le=10)
     # Local folder (one box)
     media_local_dir: Path = Path(".state/media")
-    # Comma-separated HMAC keys for gateway-served URLs (first signs, all verify; >= 32 chars)
+    # Comma-separated HMAC keys for gateway-served URLs (first signs, all verify; >= 32 chars);
+    # required by "local", optional for "s3" (without: presigned S3 GETs).
     media_url_keys: SecretStr = SecretStr("")
     media_public_url: str = ""  # e.g. https://api.example.com; empty: path-only URLs
     media_url_ttl_seconds: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
@@ -60,15 +66,14 @@ class MediaSettings(BaseSettings):
     def _check(self) -> MediaSettings:
         if self.media_backend == "s3" and not self.media_s3_bucket:
             raise ValueError("GENHUB_MEDIA_S3_BUCKET is required with GENHUB_MEDIA_BACKEND=s3")
-        if self.media_backend == "local":
-            keys = [k for k in self.media_url_keys.get_secret_value().split(",") if k.strip()]
-            if not keys:
-                raise ValueError(
-                    "GENHUB_MEDIA_URL_KEYS is required with GENHUB_MEDIA_BACKEND=local "
-                    "(comma-separated secrets of at least 32 characters)"
-                )
-            if any(len(k.strip()) < 32 for k in keys):
-                raise ValueError("each GENHUB_MEDIA_URL_KEYS key needs at least 32 characters")
+        keys = [k for k in self.media_url_keys.get_secret_value().split(",") if k.strip()]
+        if any(len(k.strip()) < 32 for k in keys):
+            raise ValueError("each GENHUB_MEDIA_URL_KEYS key needs at least 32 characters")
+        if self.media_backend == "local" and not keys:
+            raise ValueError(
+                "GENHUB_MEDIA_URL_KEYS is required with GENHUB_MEDIA_BACKEND=local "
+                "(comma-separated secrets of at least 32 characters)"
+            )
         EgressPolicy.from_setting(self.egress_allow)  # raises ValueError naming the entry
         return self
 
@@ -107,18 +112,30 @@ class MediaSettings(BaseSettings):
             self.media_s3_bucket,
             config=cast("S3Config", config),
             client_options={"allow_http": self.media_s3_endpoint.startswith("http://")},
+            retry_config={
+                "max_retries": self.media_s3_max_retries,
+                "retry_timeout": timedelta(seconds=30),
+            },
         )
-        return ObstoreBackend(store)
+        # With URL keys the gateway serves the files (short URLs on the API's own origin, for
+        # buckets clients cannot reach); without, clients get presigned GETs of the bucket.
+        return ObstoreBackend(store, self.signer())
 
 
 def build_store(
-    settings: MediaSettings, resolver: Resolver | None = None, *, fetch: bool = True
+    settings: MediaSettings,
+    resolver: Resolver | None = None,
+    *,
+    fetch: bool = True,
+    policy: EgressPolicy | None = None,
 ) -> MediaStore:
     """The media store ``settings`` describe; ``fetch=False`` for a service that only serves
-    and signs (the gateway), so it opens no outbound connection pool. Close with ``aclose``."""
+    and signs (the gateway), so it opens no outbound connection pool. ``policy`` replaces the
+    settings' egress rules for downloads (a worker adds its provider's own base URL with
+    ``EgressPolicy.allowing``). Close with ``aclose``."""
     downloader = (
         Downloader(
-            settings.egress_policy(),
+            policy or settings.egress_policy(),
             resolver,
             timeout=settings.media_download_timeout_seconds,
             max_redirects=settings.media_max_redirects,

@@ -10,6 +10,7 @@ from genhub.common.logging import configure_logging
 from genhub.common.settings import load_settings
 from genhub.dispatcher.app import serve
 from genhub.dispatcher.config import DispatcherSettings
+from genhub.media import MediaSettings
 from genhub.providers.sdk import available_providers
 
 
@@ -35,7 +36,7 @@ def main() -> None:
         file=settings.log_file,
         retention_days=settings.log_retention_days,
     )
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, load_settings(MediaSettings)))
 
 
 if __name__ == "__main__":

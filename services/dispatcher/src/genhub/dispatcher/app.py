@@ -19,8 +19,10 @@ from genhub.dispatcher.credentials import ConfigWatcher
 from genhub.dispatcher.handler import TaskHandler
 from genhub.dispatcher.hooks import Hooks, WorkerHook
 from genhub.dispatcher.log_hook import LogHook
+from genhub.dispatcher.media_hook import MediaHook
 from genhub.dispatcher.metrics import MetricsHook
 from genhub.dispatcher.worker import Worker
+from genhub.media import MediaSettings
 from genhub.providers.sdk import Provider, available_providers, load_provider
 from genhub.v1 import provider_pb2
 
@@ -56,9 +58,12 @@ async def running(
     settings: DispatcherSettings,
     provider: Provider | None = None,
     extra_hooks: Sequence[WorkerHook] = (),
+    media: MediaSettings | None = None,
 ) -> AsyncIterator[Worker]:
-    """Run a worker for ``settings.provider``; drains on exit."""
+    """Run a worker for ``settings.provider``; drains on exit. With a media store configured
+    (``media.media_backend``), outputs are stored there before they are recorded."""
     adapter = provider
+    media_hook: MediaHook | None = None
     queue = await AmqpTaskQueue.connect(settings.amqp_url.get_secret_value())
     try:
         async with store_client.connect(settings.taskstore_addr) as store:
@@ -74,6 +79,9 @@ async def running(
             )
             await config.refresh()
             hooks = Hooks([MetricsHook(adapter.name), LogHook(), *extra_hooks])
+            if media is not None and media.enabled:
+                media_hook = MediaHook(media, adapter)
+                hooks.add(media_hook)
             handler = TaskHandler(settings, adapter, store, config, hooks)
             worker = Worker(queue, adapter.name, handler, settings.concurrency)
             await worker.start()
@@ -91,12 +99,16 @@ async def running(
                 await worker.drain(settings.drain_grace_seconds)
     finally:
         await queue.close()
+        if media_hook is not None:
+            await media_hook.aclose()
         if adapter is not None:
             await adapter.aclose()
 
 
 async def serve(
-    settings: DispatcherSettings, stop: Callable[[], Awaitable[None]] = wait_for_signal
+    settings: DispatcherSettings,
+    media: MediaSettings | None = None,
+    stop: Callable[[], Awaitable[None]] = wait_for_signal,
 ) -> None:
     """Run until ``stop`` returns (SIGTERM/SIGINT), then drain.
 
@@ -108,7 +120,7 @@ async def serve(
     health.bind(settings.health_listen)
     await health.start()
     try:
-        async with running(settings):
+        async with running(settings, media=media):
             await health.mark_serving()
             await stop()
             # No shutdown delay: nothing routes calls to a worker; it stops taking messages now.

@@ -279,7 +279,8 @@ class TaskHandler:
 
     async def _finish(self, run: Run, finished: Finished) -> Verdict:
         check_output(run.task, finished)
-        finished = await self.hooks.on_output(run, finished)
+        # Storing the output (the media hook) may take long for a large video: keep the lease.
+        finished = await self._keeping_lease(run, self.hooks.on_output(run, finished))
         try:
             task = await self._store_call(
                 lambda: self._store.complete(
@@ -368,7 +369,12 @@ class TaskHandler:
     async def _leased(self, run: Run, operation: str, pending: Awaitable[T]) -> T:
         """Run a provider call while renewing the run's lease every third of it; if the run
         is lost meanwhile (cancelled, taken over) the call is abandoned."""
-        call = asyncio.ensure_future(self._timed(run, operation, pending))
+        return await self._keeping_lease(run, self._timed(run, operation, pending))
+
+    async def _keeping_lease(self, run: Run, pending: Awaitable[T]) -> T:
+        """Await ``pending`` while renewing the run's lease every third of it; RunLost (and
+        ``pending`` cancelled) when the run ends meanwhile."""
+        call = asyncio.ensure_future(pending)
         while True:
             done, _ = await asyncio.wait({call}, timeout=self._lease / 3)
             if done:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import grpc
 import redis.asyncio as aioredis
 
 from genhub.common import store_client
@@ -23,6 +24,7 @@ from genhub.gateway.access import AuthInterceptor
 from genhub.gateway.api_key_servicer import ApiKeyServicer
 from genhub.gateway.catalogue import Catalogue
 from genhub.gateway.config import GatewaySettings
+from genhub.gateway.media_results import MediaInterceptor, MediaResults
 from genhub.gateway.page_tokens import PageTokens
 from genhub.gateway.provider_servicer import ProviderServicer
 from genhub.gateway.rest import server as rest_server
@@ -30,7 +32,7 @@ from genhub.gateway.rest.media_route import media_route
 from genhub.gateway.servicer import TaskServicer
 from genhub.gateway.users import UserServicer
 from genhub.gateway.watcher import TaskWatcher
-from genhub.media import MediaSettings, build_store
+from genhub.media import MediaSettings, MediaStore, build_store
 from genhub.v1 import (
     api_key_service_pb2,
     api_key_service_pb2_grpc,
@@ -52,8 +54,11 @@ SERVICE_NAMES = [
 
 
 @contextlib.asynccontextmanager
-async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]]:
-    """Start the gateway; yields the server and its port, stops it on exit."""
+async def running(
+    settings: GatewaySettings, media: MediaStore | None = None
+) -> AsyncIterator[tuple[Server, int]]:
+    """Start the gateway; yields the server and its port, stops it on exit. With ``media``,
+    task answers carry time-limited URLs of stored files and deletes remove the files."""
     redis = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=2)
     async with store_client.connect(settings.taskstore_addr) as store:
         pepper = settings.api_key_pepper.get_secret_value()
@@ -69,12 +74,14 @@ async def running(settings: GatewaySettings) -> AsyncIterator[tuple[Server, int]
             if pepper
             else None
         )
-        interceptors = []
+        interceptors: list[grpc.aio.ServerInterceptor] = []
         if settings.auth_enabled:
             assert resolver is not None  # the settings require a pepper with auth on
             limiter = RedisLimiter(redis, prefix=settings.events_prefix, name="gateway")
             rate = Rate(settings.rate_limit_per_minute, 60.0, settings.rate_limit_burst)
             interceptors.append(AuthInterceptor(resolver, limiter, rate))
+        if media is not None:
+            interceptors.append(MediaInterceptor(MediaResults(media)))
         server = Server(SERVICE_NAMES, interceptors)
         box = SecretBox.from_setting(settings.secrets_keys.get_secret_value())
         catalogue = Catalogue(store, settings.catalogue_ttl_seconds)
@@ -115,19 +122,20 @@ async def serve(
 ) -> None:
     """Run until ``stop`` returns (SIGTERM/SIGINT); then report NOT_SERVING for
     ``shutdown_delay_seconds`` while still answering, stop REST (unless ``rest_listen`` is
-    empty), then gRPC. With a local-folder media store, REST also serves
-    ``GET /api/v1/media/{media_id}``."""
+    empty), then gRPC. With a media store, answers link stored files; with URL keys (always
+    for a local folder), REST also serves them at ``GET /api/v1/media/{media_id}``."""
     metrics = start_metrics_server(settings.metrics_listen)
     try:
         async with contextlib.AsyncExitStack() as stack:
             routes = []
-            if media is not None and media.media_backend == "local":
+            store = None
+            if media is not None and media.enabled:
                 store = build_store(media, fetch=False)
                 stack.push_async_callback(store.aclose)
-                signer = media.signer()
-                assert signer is not None  # MediaSettings requires keys for the local backend
-                routes.append(media_route(store, signer))
-            server, port = await stack.enter_async_context(running(settings))
+            signer = media.signer() if media is not None else None
+            if store is not None and signer is not None:
+                routes.append(media_route(store, signer))  # the files behind gateway-signed URLs
+            server, port = await stack.enter_async_context(running(settings, store))
             target = rest_server.loopback_target(settings.gateway_listen, port)
             await stack.enter_async_context(rest_server.running(settings, target, routes))
             await stop()

@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 from genhub.common.logging import configure_logging
 from genhub.common.settings import load_settings
+from genhub.media import MediaSettings
 from genhub.notifier.app import mongo, serve
 from genhub.notifier.config import NotifierSettings
 from genhub.notifier.delivery_log import DeliveryLog
@@ -37,7 +38,7 @@ def main() -> None:
         asyncio.run(_print_log(settings, args.task_id))
         return
     configure_logging("notifier", settings.log_level)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, load_settings(MediaSettings)))
 
 
 if __name__ == "__main__":

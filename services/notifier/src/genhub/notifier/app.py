@@ -9,9 +9,11 @@ from pymongo import AsyncMongoClient
 
 from genhub.common.server import wait_for_signal
 from genhub.egress import EgressPolicy
+from genhub.media import MediaSettings, build_store
 from genhub.notifier.config import NotifierSettings
 from genhub.notifier.consumer import DeliveryConsumer
 from genhub.notifier.delivery_log import DeliveryLog
+from genhub.notifier.media_links import linker
 from genhub.notifier.signing import Signer
 
 
@@ -22,9 +24,11 @@ def mongo(settings: NotifierSettings) -> AsyncMongoClient[dict[str, Any]]:
     )
 
 
-async def serve(settings: NotifierSettings) -> None:
-    """Deliver webhook events until SIGTERM/SIGINT."""
+async def serve(settings: NotifierSettings, media: MediaSettings | None = None) -> None:
+    """Deliver webhook events until SIGTERM/SIGINT; with a media store, payloads carry fresh
+    URLs of the task's stored files."""
     client = mongo(settings)
+    store = build_store(media, fetch=False) if media is not None and media.enabled else None
     try:
         delivery_log = DeliveryLog(client, settings.mongo_db)
         await delivery_log.ensure_indexes()
@@ -37,6 +41,7 @@ async def serve(settings: NotifierSettings) -> None:
             schedule=settings.webhook_retry_schedule,
             timeout=settings.webhook_timeout_seconds,
             concurrency=settings.webhook_concurrency,
+            prepare=linker(store) if store is not None else None,
         )
         stop = asyncio.Event()
         running = asyncio.create_task(consumer.run(stop))
@@ -46,4 +51,6 @@ async def serve(settings: NotifierSettings) -> None:
         signal.cancel()
         await running
     finally:
+        if store is not None:
+            await store.aclose()
         await client.close()

@@ -28,6 +28,7 @@ from genhub.egress import (
 from genhub.notifier import topology
 from genhub.notifier.delivery_log import Attempt, DeliveryLog
 from genhub.notifier.events import WebhookEvent
+from genhub.notifier.media_links import BodyFilter
 from genhub.notifier.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class DeliveryConsumer:
         timeout: float = 15.0,
         concurrency: int = 8,
         resolver: Resolver | None = None,
+        prepare: BodyFilter | None = None,
     ) -> None:
         self._url = amqp_url
         self._signer = signer
@@ -68,6 +70,7 @@ class DeliveryConsumer:
         )
         self._channel: AbstractChannel | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._prepare = prepare  # e.g. fresh media URLs into the payload (media_links.py)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then stop taking messages, let the deliveries in
@@ -116,8 +119,9 @@ class DeliveryConsumer:
 
     async def _post(self, event: WebhookEvent, started: datetime) -> tuple[int, str, bool]:
         """(status code, error text, refused) of one POST; status 0 without an answer."""
+        body = await self._prepare(event.body) if self._prepare is not None else event.body
         headers = {
-            **self._signer.headers(event.event_id, started, event.body),
+            **self._signer.headers(event.event_id, started, body),
             "content-type": "application/json",
             "user-agent": USER_AGENT,
         }
@@ -130,7 +134,7 @@ class DeliveryConsumer:
                     method="POST",
                     max_redirects=0,  # a redirect is a failed delivery, never silently followed
                     headers=headers,
-                    content=event.body.encode(),
+                    content=body.encode(),
                 ) as response:
                     return response.status_code, "", False
         except EgressRefused as exc:

@@ -17,6 +17,7 @@ from genhub.common.amqp_queue import AmqpTaskQueue
 from genhub.common.events import EventPublisher
 from genhub.common.metrics import start_metrics_server
 from genhub.common.server import Server, wait_for_signal
+from genhub.notifier.notifier import WebhookNotifier
 from genhub.store.v1 import (
     api_key_store_pb2,
     api_key_store_pb2_grpc,
@@ -42,6 +43,7 @@ from genhub.taskstore.reaper import Reaper
 from genhub.taskstore.task_servicer import TaskStoreServicer
 from genhub.taskstore.user_servicer import UserStoreServicer
 from genhub.taskstore.users import UserRepository
+from genhub.taskstore.webhook_hook import WebhookHook
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,12 @@ async def running(
     outbox: Outbox | None = None
     queue_metrics: QueueMetrics | None = None
     background: list[asyncio.Task[None]] = []
+    # Connects on the first event; only the work queue is declared here (the notifier owns
+    # its retry queues).
+    notifier = WebhookNotifier(
+        settings.amqp_url.get_secret_value(), queue=settings.webhook_queue, schedule=()
+    )
+    webhooks = WebhookHook(notifier)
     try:
         database = await Database.open(mongo, settings.mongo_db, gated=gated)
         tasks = MongoTaskRepository(database)
@@ -111,7 +119,7 @@ async def running(
         async def announce(transition: Transition) -> None:
             await events.task_changed(transition.task)
 
-        lifecycle = Lifecycle(tasks, outbox, [announce, task_metrics.observe])
+        lifecycle = Lifecycle(tasks, outbox, [announce, task_metrics.observe, webhooks])
         reaper = Reaper(
             lifecycle,
             queue,
@@ -125,6 +133,7 @@ async def running(
         background = [
             asyncio.create_task(outbox.run_forever()),
             asyncio.create_task(reaper.run_forever(settings.reap_interval_seconds)),
+            asyncio.create_task(webhooks.run_forever(settings.relay_heartbeat_seconds)),
             asyncio.create_task(queue_metrics.run_forever(settings.queue_metrics_seconds)),
         ]
         task_store_pb2_grpc.add_TaskStoreServiceServicer_to_server(
@@ -153,6 +162,8 @@ async def running(
                 await job
         if outbox is not None:
             await outbox.close()
+        await webhooks.close()
+        await notifier.close()
         if queue_metrics is not None:
             await queue_metrics.close()
         if queue is not None:

@@ -25,5 +25,7 @@ class TaskStoreSettings(InfraSettings):
     stale_queued_seconds: float = Field(default=3600.0, gt=0)
     # Tasks written as ``pending`` (before task-store published its own messages).
     pending_grace_seconds: float = Field(default=30.0, gt=0)
+    # Webhook events are queued here for genhub-notifier (its GENHUB_WEBHOOK_QUEUE).
+    webhook_queue: str = "genhub.webhooks"
     # How often the queue depth and consumer gauges (genhub_queue_*) are read from the broker.
     queue_metrics_seconds: float = Field(default=15.0, gt=0)

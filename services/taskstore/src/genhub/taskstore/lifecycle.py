@@ -19,6 +19,7 @@ requeue_lost   running, same run, lease lapsed         queued                run
 republish      queued/pending, untouched since t       queued                run
 cancel         pending, queued, running                cancelled             -
 retry          failed                                  queued (attempts 0)   run
+expire         succeeded                               expired               -
 ============== ======================================= ===================== ================
 
 "Publishes" is the transactional outbox: the step's write also stamps the task with the relay
@@ -379,3 +380,9 @@ def retry(now: datetime) -> Step:
         },
         publish=Publish(MessageKind.RUN),
     )
+
+
+def expire(now: datetime) -> Step:
+    """Mark a succeeded task's results as purged (its stored media deleted for age). The result
+    keeps its references (sizes, checksums) as a record; no URL is handed out for them again."""
+    return _step("expire", _only("succeeded"), "expired", {"updated_at": now})

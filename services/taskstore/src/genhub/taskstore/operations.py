@@ -263,6 +263,20 @@ class Lifecycle:
             metadata={"status": status},
         )
 
+    async def expire(self, task_id: str) -> task_pb2.Task:
+        """succeeded -> expired, once its stored media is purged for age; FailedPrecondition
+        (NOT_SUCCEEDED, with the status in its metadata) for any other status."""
+        task = await self._take(task_id, lifecycle.expire(self._clock()))
+        if task is not None:
+            return task
+        current = await self.get(task_id)
+        status = task_pb2.TaskStatus.Name(current.status)
+        raise FailedPrecondition(
+            f"task {task_id} is {status}; only succeeded tasks can expire",
+            reason="NOT_SUCCEEDED",
+            metadata={"status": status},
+        )
+
     async def requeue_lost_run(self, doc: Document) -> task_pb2.Task | None:
         """Hand back the run of ``doc`` if its lease is still lapsed (the reaper)."""
         error = _error("WORKER_LOST", "the run stopped reporting; retried", retryable=True)

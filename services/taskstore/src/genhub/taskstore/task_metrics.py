@@ -34,7 +34,8 @@ async def observe(transition: Transition) -> None:
         QUEUE_WAIT.labels(task.provider, priority).observe(
             _seconds(task.start_time, task.create_time)
         )
-    elif transition.operation != "delete" and task.status in TERMINAL:
+    elif transition.operation not in ("delete", "expire") and task.status in TERMINAL:
+        # An expired task finished (succeeded) earlier and was counted then.
         status = task_pb2.TaskStatus.Name(task.status).removeprefix("TASK_STATUS_").lower()
         FINISHED.labels(task.provider, task.model, kind, status).inc()
         END_TO_END.labels(task.provider, task.model, status).observe(

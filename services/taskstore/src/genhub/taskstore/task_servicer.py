@@ -203,6 +203,12 @@ class TaskStoreServicer(task_store_pb2_grpc.TaskStoreServiceServicer):
         """Queue a failed task again."""
         return pb.RetryTaskResponse(task=await self._lifecycle.retry(_task_id(request.task_id)))
 
+    async def ExpireTask(
+        self, request: pb.ExpireTaskRequest, context: Context
+    ) -> pb.ExpireTaskResponse:
+        """succeeded -> expired (the media retention sweep)."""
+        return pb.ExpireTaskResponse(task=await self._lifecycle.expire(_task_id(request.task_id)))
+
     async def DeleteTask(
         self, request: pb.DeleteTaskRequest, context: Context
     ) -> pb.DeleteTaskResponse:

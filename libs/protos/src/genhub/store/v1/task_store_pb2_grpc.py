@@ -30,8 +30,8 @@ class TaskStoreServiceStub:
     Gateway and dispatcher use it; it is not exposed to clients.
 
     The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
-    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry) and act on
-    the answer. Each operation owns its allowed from-states and its field changes
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire) and
+    act on the answer. Each operation owns its allowed from-states and its field changes
     (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
     record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
     (a transactional outbox) and task-store publishes it, so a crash can never leave a task
@@ -99,6 +99,11 @@ class TaskStoreServiceStub:
                 request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RetryTaskRequest.SerializeToString,
                 response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RetryTaskResponse.FromString,
                 _registered_method=True)
+        self.ExpireTask = channel.unary_unary(
+                '/genhub.store.v1.TaskStoreService/ExpireTask',
+                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ExpireTaskRequest.SerializeToString,
+                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ExpireTaskResponse.FromString,
+                _registered_method=True)
         self.DeleteTask = channel.unary_unary(
                 '/genhub.store.v1.TaskStoreService/DeleteTask',
                 request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.DeleteTaskRequest.SerializeToString,
@@ -126,8 +131,8 @@ class TaskStoreServiceServicer:
     Gateway and dispatcher use it; it is not exposed to clients.
 
     The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
-    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry) and act on
-    the answer. Each operation owns its allowed from-states and its field changes
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire) and
+    act on the answer. Each operation owns its allowed from-states and its field changes
     (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
     record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
     (a transactional outbox) and task-store publishes it, so a crash can never leave a task
@@ -209,6 +214,15 @@ class TaskStoreServiceServicer:
 
     def RetryTask(self, request, context):
         """RetryTask runs a failed task again with a fresh attempt budget (operators; dead letters).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExpireTask(self, request, context):
+        """ExpireTask moves a succeeded task to expired once its stored media is purged for age (the
+        media retention sweep calls it before deleting the files); FAILED_PRECONDITION
+        (NOT_SUCCEEDED) for a task in any other status, including one already expired.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -300,6 +314,11 @@ def add_TaskStoreServiceServicer_to_server(servicer, server):
                     request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RetryTaskRequest.FromString,
                     response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RetryTaskResponse.SerializeToString,
             ),
+            'ExpireTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpireTask,
+                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ExpireTaskRequest.FromString,
+                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ExpireTaskResponse.SerializeToString,
+            ),
             'DeleteTask': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteTask,
                     request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.DeleteTaskRequest.FromString,
@@ -333,8 +352,8 @@ class TaskStoreService:
     Gateway and dispatcher use it; it is not exposed to clients.
 
     The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
-    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry) and act on
-    the answer. Each operation owns its allowed from-states and its field changes
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire) and
+    act on the answer. Each operation owns its allowed from-states and its field changes
     (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
     record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
     (a transactional outbox) and task-store publishes it, so a crash can never leave a task
@@ -628,6 +647,33 @@ class TaskStoreService:
             '/genhub.store.v1.TaskStoreService/RetryTask',
             genhub_dot_store_dot_v1_dot_task__store__pb2.RetryTaskRequest.SerializeToString,
             genhub_dot_store_dot_v1_dot_task__store__pb2.RetryTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpireTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.store.v1.TaskStoreService/ExpireTask',
+            genhub_dot_store_dot_v1_dot_task__store__pb2.ExpireTaskRequest.SerializeToString,
+            genhub_dot_store_dot_v1_dot_task__store__pb2.ExpireTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

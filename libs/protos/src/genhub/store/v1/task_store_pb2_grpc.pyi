@@ -31,8 +31,8 @@ class TaskStoreServiceStub:
     Gateway and dispatcher use it; it is not exposed to clients.
 
     The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
-    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry) and act on
-    the answer. Each operation owns its allowed from-states and its field changes
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire) and
+    act on the answer. Each operation owns its allowed from-states and its field changes
     (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
     record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
     (a transactional outbox) and task-store publishes it, so a crash can never leave a task
@@ -71,6 +71,11 @@ class TaskStoreServiceStub:
     """CancelTask cancels an unfinished task; FAILED_PRECONDITION (TASK_FINISHED) once finished."""
     RetryTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.RetryTaskRequest, _task_store_pb2.RetryTaskResponse]
     """RetryTask runs a failed task again with a fresh attempt budget (operators; dead letters)."""
+    ExpireTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.ExpireTaskRequest, _task_store_pb2.ExpireTaskResponse]
+    """ExpireTask moves a succeeded task to expired once its stored media is purged for age (the
+    media retention sweep calls it before deleting the files); FAILED_PRECONDITION
+    (NOT_SUCCEEDED) for a task in any other status, including one already expired.
+    """
     DeleteTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.DeleteTaskRequest, _task_store_pb2.DeleteTaskResponse]
     """DeleteTask removes a task."""
     SearchTasks: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.SearchTasksRequest, _task_store_pb2.SearchTasksResponse]
@@ -86,8 +91,8 @@ class TaskStoreServiceAsyncStub(TaskStoreServiceStub):
     Gateway and dispatcher use it; it is not exposed to clients.
 
     The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
-    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry) and act on
-    the answer. Each operation owns its allowed from-states and its field changes
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire) and
+    act on the answer. Each operation owns its allowed from-states and its field changes
     (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
     record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
     (a transactional outbox) and task-store publishes it, so a crash can never leave a task
@@ -123,6 +128,11 @@ class TaskStoreServiceAsyncStub(TaskStoreServiceStub):
     """CancelTask cancels an unfinished task; FAILED_PRECONDITION (TASK_FINISHED) once finished."""
     RetryTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.RetryTaskRequest, _task_store_pb2.RetryTaskResponse]  # type: ignore[assignment]
     """RetryTask runs a failed task again with a fresh attempt budget (operators; dead letters)."""
+    ExpireTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.ExpireTaskRequest, _task_store_pb2.ExpireTaskResponse]  # type: ignore[assignment]
+    """ExpireTask moves a succeeded task to expired once its stored media is purged for age (the
+    media retention sweep calls it before deleting the files); FAILED_PRECONDITION
+    (NOT_SUCCEEDED) for a task in any other status, including one already expired.
+    """
     DeleteTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.DeleteTaskRequest, _task_store_pb2.DeleteTaskResponse]  # type: ignore[assignment]
     """DeleteTask removes a task."""
     SearchTasks: _aio.UnaryUnaryMultiCallable[_task_store_pb2.SearchTasksRequest, _task_store_pb2.SearchTasksResponse]  # type: ignore[assignment]
@@ -137,8 +147,8 @@ class TaskStoreServiceServicer(metaclass=_abc_1.ABCMeta):
     Gateway and dispatcher use it; it is not exposed to clients.
 
     The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
-    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry) and act on
-    the answer. Each operation owns its allowed from-states and its field changes
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire) and
+    act on the answer. Each operation owns its allowed from-states and its field changes
     (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
     record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
     (a transactional outbox) and task-store publishes it, so a crash can never leave a task
@@ -238,6 +248,17 @@ class TaskStoreServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_task_store_pb2.RetryTaskResponse, _abc.Awaitable[_task_store_pb2.RetryTaskResponse]]:
         """RetryTask runs a failed task again with a fresh attempt budget (operators; dead letters)."""
+
+    @_abc_1.abstractmethod
+    def ExpireTask(
+        self,
+        request: _task_store_pb2.ExpireTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_store_pb2.ExpireTaskResponse, _abc.Awaitable[_task_store_pb2.ExpireTaskResponse]]:
+        """ExpireTask moves a succeeded task to expired once its stored media is purged for age (the
+        media retention sweep calls it before deleting the files); FAILED_PRECONDITION
+        (NOT_SUCCEEDED) for a task in any other status, including one already expired.
+        """
 
     @_abc_1.abstractmethod
     def DeleteTask(

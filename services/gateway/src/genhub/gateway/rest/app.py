@@ -14,6 +14,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -26,6 +27,7 @@ from genhub.gateway.rest.errors import RestError
 from genhub.gateway.rest.exchange import OVERHEAD_HEADER, ExchangeMiddleware
 from genhub.gateway.rest.openapi import build_document
 from genhub.gateway.rest.routes import Dispatcher, Limits, allow_header
+from genhub.gateway.rest.streaming import NDJSON
 
 OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
@@ -131,8 +133,18 @@ def create_app(
             Mount(docs.ASSETS_PATH, app=docs.assets()),
         ]
     # Outermost first: the request id and timing wrap everything, CORS headers reach the
-    # edge's refusals, and the edge's limits apply before any routing.
-    middleware = [Middleware(ExchangeMiddleware)]
+    # edge's refusals, and the edge's limits apply before any routing. JSON answers over 1 KiB
+    # are gzipped for clients that accept it (a page of 20 tasks: ~32 KB -> ~6 KB); streams
+    # are not, so every watch event leaves at once.
+    middleware = [
+        Middleware(ExchangeMiddleware),
+        Middleware(
+            GZipMiddleware,
+            minimum_size=1024,
+            compresslevel=6,
+            exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, NDJSON),
+        ),
+    ]
     if cors_origins:
         middleware.append(
             Middleware(

@@ -1,8 +1,9 @@
-"""``GET /api/v1/media/{media_id}``: files of the local-folder media store, served by the
-gateway behind an HMAC-signed expiry (``expires`` + ``signature`` query parameters, see
-``genhub.media.UrlSigner``). The S3 backend hands out presigned GETs instead and never comes
-here. Errors in GenHub's JSON shape: 403 for a missing, wrong or expired signature, 404 for an
-unknown or deleted file, 503 when the store cannot be read."""
+"""``GET /api/v1/media/{media_id}``: files of the media store (a local folder, or S3 when URL keys
+are configured), streamed by the gateway behind an HMAC-signed expiry (``expires`` +
+``signature`` query parameters, see ``genhub.media.UrlSigner``). An S3 store without URL keys
+hands out presigned GETs instead and never comes here. Errors in GenHub's JSON shape: 403 for a
+missing, wrong or expired signature, 404 for an unknown or deleted file, 503 when the store
+cannot be read."""
 
 from __future__ import annotations
 

@@ -25,6 +25,9 @@ class ErrorClass(StrEnum):
     EMPTY_RESULT = "empty_result"  # a 200 without an image, video or text
     JOB_FAILED = "job_failed"  # a long-running job ended in failure at the provider
     BAD_OUTPUT = "bad_output"  # the output is not what it claims (HTML, truncated file)
+    # GenHub's own media store failed while keeping the output: retry; says nothing about the
+    # provider (not provider-side).
+    STORAGE_UNAVAILABLE = "storage_unavailable"
 
 
 # Failures that say something about the provider rather than the request: a circuit breaker
