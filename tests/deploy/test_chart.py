@@ -14,6 +14,7 @@ import yaml
 from genhub.common import topology
 from genhub.common.server import LIVENESS_SERVICE
 from genhub.dispatcher.config import DispatcherSettings
+from genhub.media import MediaSettings
 from tests.support.chart import (
     CHART,
     LATEST_KUBERNETES,
@@ -121,7 +122,11 @@ def test_replicas_concurrency_rate_resources_and_env_flow_from_values() -> None:
     assert config(objects, "worker-openai")["GENHUB_CALL_TIMEOUT_SECONDS"] == "600"
     assert config(objects, "worker-demo")["GENHUB_CONCURRENCY"] == "2"
     # Every setting name the chart passes is one the services read.
-    known = {f"GENHUB_{field.upper()}" for field in DispatcherSettings.model_fields}
+    known = {
+        f"GENHUB_{field.upper()}"
+        for settings_class in (DispatcherSettings, MediaSettings)
+        for field in settings_class.model_fields
+    }
     chart_only = set(settings) - known
     assert chart_only <= {"GENHUB_REQUESTS_PER_MINUTE"}, chart_only
 
@@ -165,11 +170,9 @@ def test_pdbs_cover_every_deployment_when_enabled() -> None:
         selector = one(objects, "Deployment", budget_name)["spec"]["selector"]
         assert budget["spec"]["selector"] == selector
         assert budget["spec"]["maxUnavailable"] == 1
-    assert find(render("minimal-values.yaml"), "PodDisruptionBudget") == [
-        p
-        for p in find(render("minimal-values.yaml"), "PodDisruptionBudget")
-        if p["metadata"]["name"] == name("worker-demo")
-    ]
+    minimal = find(render("minimal-values.yaml"), "PodDisruptionBudget")
+    # That set turns the gateway's and task-store's off.
+    assert {p["metadata"]["name"] for p in minimal} == {name("worker-demo"), name("notifier")}
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
@@ -236,7 +239,9 @@ def test_connections_and_keys_come_from_existing_secrets() -> None:
     assert gateway == {
         "GENHUB_REDIS_URL": ("redis-credentials", "url"),
         "GENHUB_SECRETS_KEYS": ("genhub-fernet", "current"),
-        "GENHUB_OBJECT_STORE_URL": ("media-bucket", "s3-url"),
+        "GENHUB_MEDIA_S3_ACCESS_KEY_ID": ("media-bucket", "id"),
+        "GENHUB_MEDIA_S3_SECRET_ACCESS_KEY": ("media-bucket", "secret"),
+        "GENHUB_MEDIA_URL_KEYS": ("media-url-keys", "keys"),
         "GENHUB_API_KEY_PEPPER": ("genhub-api-key-pepper", "pepper"),
         "GENHUB_BOOTSTRAP_ADMIN_KEY": ("genhub-bootstrap", "admin-key"),
     }
@@ -251,6 +256,11 @@ def test_connections_and_keys_come_from_existing_secrets() -> None:
     assert openai["GENHUB_SECRETS_KEYS"] == ("genhub-fernet", "current")
     volcengine = secret_refs(one(objects, "Deployment", name("worker-volcengine")))
     assert volcengine["ARK_API_KEY"] == ("genhub-volcengine", "ark-api-key")
+    notifier = secret_refs(one(objects, "Deployment", name("notifier")))
+    assert notifier["GENHUB_WEBHOOK_SECRETS"] == ("genhub-webhook-secrets", "secrets")
+    assert notifier["GENHUB_MONGO_URL"] == ("mongodb-credentials", "uri")
+    assert config(objects, "notifier")["GENHUB_MEDIA_BACKEND"] == "s3"
+    assert config(objects, "gateway")["GENHUB_MEDIA_S3_BUCKET"] == "genhub-media"
     assert find(objects, "Secret") == []  # the chart creates none: every URL is external
     auth = one(objects, "TriggerAuthentication", "rel-genhub-rabbitmq-management")
     assert auth["spec"]["secretTargetRef"] == [
@@ -267,7 +277,6 @@ def test_inline_urls_live_in_the_charts_secret_never_in_config_maps() -> None:
         "amqp-url",
         "amqp-management-url",
         "redis-url",
-        "object-store-url",
     }
     for ref in secret_refs(one(objects, "Deployment", name("gateway"))).values():
         if ref[0] != "genhub-secrets-key":
@@ -309,7 +318,9 @@ def test_keda_scales_each_worker_on_the_queue_the_dispatcher_consumes() -> None:
 
 
 def test_hpas_target_their_deployments() -> None:
-    objects = render(sets=("workerDefaults.autoscaling.enabled=true",))
+    objects = render(
+        sets=("workerDefaults.autoscaling.enabled=true", "notifier.autoscaling.enabled=true")
+    )
     hpas = find(objects, "HorizontalPodAutoscaler")
     assert {h["metadata"]["name"] for h in hpas} == set(deployments(objects))
     for hpa in hpas:

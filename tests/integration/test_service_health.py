@@ -6,6 +6,7 @@ the gateway, RabbitMQ for a worker), SERVING, then NOT_SERVING while draining; t
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +21,8 @@ from genhub.common.server import LIVENESS_SERVICE
 from genhub.dispatcher import app as dispatcher_app
 from genhub.gateway import app as gateway_app
 from genhub.gateway.config import GatewaySettings
+from genhub.notifier import app as notifier_app
+from genhub.notifier.config import NotifierSettings
 from genhub.taskstore import app as taskstore_app
 from genhub.taskstore.config import TaskStoreSettings
 from tests.support import infra
@@ -166,3 +169,30 @@ async def test_taskstore_serves_once_started_and_drains_on_stop(vhost: str, data
         await eventually(lambda: status(address), lambda s: s == SERVING, what="SERVING")
         stop.set()
         await eventually(lambda: status(address), lambda s: s == NOT_SERVING, what="drain")
+
+
+async def test_notifier_serves_once_it_consumes_and_drains_on_stop(
+    vhost: str, database: str
+) -> None:
+    health = f"127.0.0.1:{free_port()}"
+    async with GatedProxy(infra.AMQP_PORT).running() as broker:
+        settings = NotifierSettings(
+            amqp_url=SecretStr(f"amqp://guest:guest@127.0.0.1:{broker.port}/{vhost}"),
+            mongo_url=SecretStr(infra.MONGO_URL),
+            mongo_db=database,
+            webhook_secrets=SecretStr("whsec_" + base64.b64encode(b"k" * 32).decode()),
+            health_listen=health,
+            metrics_listen="",
+        )
+        async with serving(notifier_app.serve, settings) as (stop, task):
+            await eventually(lambda: status(health), lambda s: s == NOT_SERVING, what="up")
+            broker.open()
+            await eventually(lambda: status(health), lambda s: s == SERVING, what="SERVING")
+            async with grpc.aio.insecure_channel(health) as channel:
+                stub: Any = health_pb2_grpc.HealthStub(channel)
+                watch = stub.Watch(health_pb2.HealthCheckRequest())
+                assert (await watch.read()).status == SERVING
+                stop.set()
+                assert (await watch.read()).status == NOT_SERVING
+            await asyncio.wait_for(task, timeout=30)
+    assert await status(health) is None

@@ -14,9 +14,15 @@ from genhub.common.metrics import start_metrics_server
 from genhub.common.settings import ALL_INTERFACES, load_settings, split_address
 from genhub.dispatcher.config import DispatcherSettings
 from genhub.gateway.config import GatewaySettings
+from genhub.notifier.config import NotifierSettings
 from genhub.taskstore.config import TaskStoreSettings
 
-SERVICES: list[type[BaseSettings]] = [GatewaySettings, TaskStoreSettings, DispatcherSettings]
+SERVICES: list[type[BaseSettings]] = [
+    GatewaySettings,
+    TaskStoreSettings,
+    DispatcherSettings,
+    NotifierSettings,
+]
 
 
 @pytest.mark.parametrize("settings", SERVICES, ids=lambda s: s.__name__)

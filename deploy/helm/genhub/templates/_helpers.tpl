@@ -91,11 +91,45 @@ where CONNECTION has url and existingSecret {name, key} (or the management pair 
       {{- end }}
 {{- end }}
 
-{{/* The object store URL variable, when an object store is configured. Takes the root context. */}}
-{{- define "genhub.objectStoreEnv" -}}
-{{- $store := .Values.connections.objectStore }}
-{{- if or $store.url $store.existingSecret.name }}
-{{- include "genhub.connectionEnv" (dict "root" . "env" "GENHUB_OBJECT_STORE_URL" "conn" $store "inline" "object-store-url") }}
+{{/* The media store's secret settings (libs/media), when configured. Takes the root context. */}}
+{{- define "genhub.mediaEnv" -}}
+{{- $media := .Values.media }}
+{{- if $media.backend }}
+{{- with $media.credentials.existingSecret }}
+{{- if .name }}
+- name: GENHUB_MEDIA_S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .accessKeyIdKey }}
+- name: GENHUB_MEDIA_S3_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .secretAccessKeyKey }}
+{{- end }}
+{{- end }}
+{{- with $media.urlKeys.existingSecret }}
+{{- if .name }}
+- name: GENHUB_MEDIA_URL_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .key }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The media store's plain settings, for a component's ConfigMap. Takes the root context. */}}
+{{- define "genhub.mediaConfig" -}}
+{{- $media := .Values.media }}
+GENHUB_MEDIA_BACKEND: {{ $media.backend | quote }}
+{{- if $media.backend }}
+GENHUB_MEDIA_S3_BUCKET: {{ $media.s3.bucket | quote }}
+GENHUB_MEDIA_S3_ENDPOINT: {{ $media.s3.endpoint | quote }}
+GENHUB_MEDIA_S3_REGION: {{ $media.s3.region | quote }}
+GENHUB_MEDIA_PUBLIC_URL: {{ $media.publicUrl | quote }}
 {{- end }}
 {{- end }}
 
