@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 BUF := .cache/bin/buf
 UV := .cache/bootstrap/bin/uv
 
-.PHONY: help install tools gen lint breaking lock infra-up infra-down test test-unit run bench
+.PHONY: help install tools gen lint breaking lock infra-up infra-down test test-unit run bench images
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ help: ## List the targets
 install: ## Python venv with every pinned package (requirements.lock) and our packages editable
 	@scripts/install.sh
 
-tools: ## Pinned tools: buf (npm), FerretDB (Go module), RabbitMQ and Redis (Debian)
+tools: ## Pinned tools: buf (npm), FerretDB and Helm (Go modules), RabbitMQ, Redis, promtool (Debian)
 	@scripts/tools.sh
 
 gen: install tools ## Regenerate the Python stubs from protos/
@@ -36,9 +36,10 @@ lint: install tools ## buf lint + format check, stub drift, ruff, mypy --strict
 breaking: install tools ## buf breaking-change check of protos/ against git REF (default: HEAD)
 	@scripts/breaking.sh $(REF)
 
-lock: ## Re-resolve requirements.in into requirements.lock
+lock: ## Re-resolve requirements.in into requirements.lock (and the images' build backend lock)
 	@scripts/install.sh
 	$(UV) pip compile requirements.in -o requirements.lock --python-version 3.11 --generate-hashes -q
+	$(UV) pip compile deploy/docker/build-requirements.in -o deploy/docker/build-requirements.lock --python-version 3.11 --generate-hashes -q
 
 infra-up: ## Start RabbitMQ, Redis and FerretDB on loopback (installs them if missing)
 	@scripts/infra.sh up
@@ -57,3 +58,6 @@ run: install infra-up ## The whole stack on this machine (GENHUB_FAKE_PROVIDERS=
 
 bench: install infra-up ## Throughput and latency figures with the demo provider
 	$(PY) scripts/bench.py
+
+images: ## Container images of every service and provider worker (needs Docker or Podman)
+	@scripts/images.sh

@@ -88,6 +88,8 @@ class DevStack:
     taskstore: str
     rest: str
     env: dict[str, str] = field(default_factory=dict)
+    # The /metrics address of each process that serves one.
+    metrics: dict[str, str] = field(default_factory=dict)
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
 
     async def add_worker(self, provider: str = "demo", env: Mapping[str, str] | None = None) -> str:
@@ -209,6 +211,7 @@ async def running(
     concurrency: int = 4,
     workers: int = 1,
     taskstore_metrics_port: int = 0,
+    gateway_metrics_port: int = 0,
     providers: tuple[str, ...] = ("demo",),
     fake_providers: bool = False,
     media: bool = False,
@@ -217,7 +220,11 @@ async def running(
     """Start the services and a worker per provider in ``providers`` (entries of ``WORKERS``),
     wait until each answers health checks, stop them all on exit. ``fake_providers`` starts the
     workers' fakes and points the workers at them; ``media`` stores outputs in the local
-    versitygw (and sweeps it hourly); ``webhooks`` runs the notifier."""
+    versitygw (and sweeps it hourly); ``webhooks`` runs the notifier.
+
+    Everything listens on loopback only. Task-store and the gateway serve /metrics on the
+    given ports (0: off); workers serve none (several share this host).
+    """
     base = dict(os.environ if env is None else env)
     taskstore = f"127.0.0.1:{taskstore_port}"
     gateway = f"127.0.0.1:{gateway_port}"
@@ -230,15 +237,21 @@ async def running(
         "GENHUB_REST_LISTEN": rest,
         "GENHUB_CONCURRENCY": str(concurrency),
         "GENHUB_DEMO_LATENCY_MS": str(demo_latency_ms),
+        # Workers: health on any free loopback port, no metrics.
+        "GENHUB_HEALTH_LISTEN": "127.0.0.1:0",
+        "GENHUB_METRICS_LISTEN": "",
     }
     if media:
         base = media_env(rest) | base
     if webhooks:
         base = webhook_env() | base
     stack = DevStack(gateway=gateway, taskstore=taskstore, rest=rest, env=base)
+    for name, port in (("taskstore", taskstore_metrics_port), ("gateway", gateway_metrics_port)):
+        if port:
+            stack.metrics[name] = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     try:
-        store_env = base | {"GENHUB_METRICS_PORT": str(taskstore_metrics_port)}
+        store_env = base | {"GENHUB_METRICS_LISTEN": stack.metrics.get("taskstore", "")}
         stack.processes["taskstore"] = await _spawn("taskstore", ["genhub.taskstore"], store_env)
         await _wait_serving("task-store", taskstore, LOGS / "taskstore.log", deadline)
         for worker in WORKERS:
@@ -249,7 +262,8 @@ async def running(
                 env |= await _start_fakes(worker, stack, base, deadline)
             for _ in range(workers):
                 await stack.add_worker(worker.provider, env)
-        stack.processes["gateway"] = await _spawn("gateway", ["genhub.gateway"], base)
+        gateway_env = base | {"GENHUB_METRICS_LISTEN": stack.metrics.get("gateway", "")}
+        stack.processes["gateway"] = await _spawn("gateway", ["genhub.gateway"], gateway_env)
         await _wait_serving("gateway", gateway, LOGS / "gateway.log", deadline)
         if webhooks:
             stack.processes["notifier"] = await _spawn("notifier", ["genhub.notifier"], base)
@@ -282,7 +296,8 @@ async def running(
 EXAMPLE = """\
 GenHub is running (logs in {logs}/):
   gRPC  {gateway}   (genhub.v1.TaskService; reflection and health enabled)
-  REST  http://{rest}   (API page: http://{rest}/docs)
+  REST  http://{rest}   (API page: http://{rest}/docs; /healthz, /readyz)
+  Prometheus metrics: {metrics}
 
 Create an image task and fetch its result over gRPC (paste into another shell):
 
@@ -330,8 +345,17 @@ async def _foreground() -> None:
         fake_providers=fake,
         media=True,
         webhooks=True,
+        taskstore_metrics_port=9091,
+        gateway_metrics_port=9090,
     ) as st:
-        print(EXAMPLE.format(logs=LOGS.relative_to(ROOT), gateway=st.gateway, rest=st.rest))
+        metrics = ", ".join(
+            f"{name} http://{address}/metrics" for name, address in st.metrics.items()
+        )
+        print(
+            EXAMPLE.format(
+                logs=LOGS.relative_to(ROOT), gateway=st.gateway, rest=st.rest, metrics=metrics
+            )
+        )
         if fake:
             names = ", ".join(n for n in st.processes if n.startswith("fake-"))
             print(FAKES.format(fakes=names, rest=st.rest))

@@ -2,14 +2,17 @@
 # Install the pinned developer tools GenHub needs. Idempotent; a warm run takes
 # well under a second.
 #
-#   scripts/tools.sh [all|apt|ferretdb|versitygw|buf|versions]...   (default: all)
+#   scripts/tools.sh [all|apt|ferretdb|versitygw|helm|buf|versions]...   (default: all)
 #
 #   apt       Debian packages rabbitmq-server and redis-server (system-wide;
 #             their services are NOT started: scripts/infra.sh does that),
-#             and curl (infra.sh's RabbitMQ readiness check)
+#             curl (infra.sh's RabbitMQ readiness check) and prometheus (for
+#             promtool, which the metrics and chart tests run; its server is
+#             not started either)
 #   ferretdb  FerretDB (pinned in tools/go.mod) built into .cache/bin/ferretdb
 #   versitygw versitygw, the S3-compatible object-store server (pinned in
 #             tools/go.mod) built into .cache/bin/versitygw
+#   helm      Helm (pinned in tools/helm/go.mod) built into .cache/bin/helm
 #   buf       buf (pinned in tools/package.json + package-lock.json), npm ci
 #             into tools/node_modules, linked as .cache/bin/buf
 #   versions  print what is installed
@@ -18,7 +21,8 @@
 #   go get -tool github.com/FerretDB/FerretDB/cmd/ferretdb@vX.Y.Z
 # and change FERRETDB_VERSION below (the same for versitygw:
 #   go get -tool github.com/versity/versitygw/cmd/versitygw@vX.Y.Z
-# and VERSITYGW_VERSION); to bump buf, edit both versions in
+# and VERSITYGW_VERSION; Helm likewise, in tools/helm/:
+# helm.sh/helm/v3/cmd/helm and HELM_VERSION); to bump buf, edit both versions in
 # tools/package.json, run `npm install --package-lock-only` in tools/ and
 # change BUF_VERSION below.
 set -euo pipefail
@@ -29,8 +33,9 @@ BIN_DIR="$ROOT/.cache/bin"
 
 FERRETDB_VERSION="v1.24.2"
 VERSITYGW_VERSION="v1.8.0"
+HELM_VERSION="v3.22.0"
 BUF_VERSION="1.75.0"
-APT_PACKAGES=(rabbitmq-server redis-server curl)
+APT_PACKAGES=(rabbitmq-server redis-server curl prometheus)
 
 log() { printf 'tools.sh: %s\n' "$*" >&2; }
 die() { printf 'tools.sh: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -211,6 +216,54 @@ install_versitygw() {
         die "versitygw: built binary reports '${have:-nothing}', expected $VERSITYGW_VERSION"
 }
 
+# ------------------------------------------------------------------ helm ----
+
+# Built straight from the module cache as a tool of its own module,
+# tools/helm/go.mod (its source is verified against tools/helm/go.sum). Its own
+# module, not tools/go.mod: Helm's large dependency graph would otherwise raise
+# the versions of dependencies it shares with the tools built from there. The -X flags are the ones Helm's own Makefile
+# sets: the version `helm version` prints, and the Kubernetes version that
+# `helm template` / `helm lint` assume when no --kube-version is given (one
+# minor above the client-go it is built with, as upstream computes it).
+HELM_BUILD="$HELM_VERSION+2"
+
+helm_installed_version() {
+    [[ -x "$BIN_DIR/helm" ]] || return 0
+    "$BIN_DIR/helm" version --template '{{.Version}}' 2>/dev/null || true
+}
+
+install_helm() {
+    if [[ "$(helm_installed_version)" == "$HELM_VERSION" &&
+        "$(cat "$BIN_DIR/helm.build" 2>/dev/null)" == "$HELM_BUILD" ]]; then
+        log "helm: $HELM_VERSION already in $BIN_DIR/helm"
+        return 0
+    fi
+    command -v go >/dev/null || die "helm: the Go toolchain (go) is not on PATH"
+    grep -q "helm.sh/helm/v3 $HELM_VERSION" "$TOOLS_DIR/helm/go.mod" ||
+        die "helm: tools/helm/go.mod does not pin helm.sh/helm/v3 $HELM_VERSION"
+    log "helm: building $HELM_VERSION (a cold build takes a few minutes)"
+    local k8s major minor pkg=helm.sh/helm/v3
+    k8s="$(cd "$TOOLS_DIR/helm" && go list -m -f '{{.Version}}' k8s.io/client-go)" # v0.37.0
+    major=$(($(cut -d. -f1 <<<"${k8s#v}") + 1))
+    minor="$(cut -d. -f2 <<<"$k8s")"
+    mkdir -p "$BIN_DIR"
+    (cd "$TOOLS_DIR/helm" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false" \
+        go build -trimpath -o "$BIN_DIR/helm.tmp" -ldflags "-s -w \
+            -X $pkg/internal/version.version=$HELM_VERSION \
+            -X $pkg/internal/version.gitTreeState=clean \
+            -X $pkg/pkg/lint/rules.k8sVersionMajor=$major \
+            -X $pkg/pkg/lint/rules.k8sVersionMinor=$minor \
+            -X $pkg/pkg/chartutil.k8sVersionMajor=$major \
+            -X $pkg/pkg/chartutil.k8sVersionMinor=$minor" \
+        "$pkg/cmd/helm")
+    mv -f "$BIN_DIR/helm.tmp" "$BIN_DIR/helm"
+    local have
+    have="$(helm_installed_version)"
+    [[ "$have" == "$HELM_VERSION" ]] ||
+        die "helm: built binary reports '${have:-nothing}', expected $HELM_VERSION"
+    printf '%s\n' "$HELM_BUILD" >"$BIN_DIR/helm.build"
+}
+
 # ------------------------------------------------------------------- buf ----
 
 buf_installed_version() {
@@ -267,6 +320,8 @@ show_versions() {
     printf '%-16s %s\n' ferretdb "${v:-not installed (want $FERRETDB_VERSION)}"
     v="$(versitygw_installed_version)"
     printf '%-16s %s\n' versitygw "${v:-not installed (want $VERSITYGW_VERSION)}"
+    v="$(helm_installed_version)"
+    printf '%-16s %s\n' helm "${v:-not installed (want $HELM_VERSION)}"
     v="$(buf_installed_version)"
     printf '%-16s %s\n' buf "${v:-not installed (want $BUF_VERSION)}"
 }
@@ -278,10 +333,11 @@ main() {
     local cmd
     for cmd in "$@"; do
         case "$cmd" in
-            all) install_apt; install_ferretdb; install_versitygw; install_buf ;;
+            all) install_apt; install_ferretdb; install_versitygw; install_helm; install_buf ;;
             apt) install_apt ;;
             ferretdb) install_ferretdb ;;
             versitygw) install_versitygw ;;
+            helm) install_helm ;;
             buf) install_buf ;;
             versions) show_versions ;;
             -h | --help | help) usage ;;

@@ -31,6 +31,8 @@ async def _spawn_worker(stack: Stack, **env: str) -> asyncio.subprocess.Process:
             # A killed worker's runs are taken over once their lease lapses.
             "GENHUB_LEASE_SECONDS": "3",
             "GENHUB_LOG_LEVEL": "WARNING",
+            "GENHUB_HEALTH_LISTEN": "127.0.0.1:0",
+            "GENHUB_METRICS_LISTEN": "",
         }
         | env
     )

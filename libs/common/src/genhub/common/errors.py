@@ -1,7 +1,7 @@
 """GenHub's error tree. Each error knows its gRPC status code and whether a retry may succeed.
 
 Errors are translated at two borders only: adapters map driver and SDK exceptions into this tree,
-and the server interceptor (`genhub.common.grpc_errors`) maps it out to gRPC statuses.
+and the server interceptor (`genhub.common.interceptor`) maps it out to gRPC statuses.
 """
 
 from __future__ import annotations

@@ -30,7 +30,12 @@ def main() -> None:
     if args.concurrency is not None:
         os.environ["GENHUB_CONCURRENCY"] = str(args.concurrency)
     settings = load_settings(DispatcherSettings)
-    configure_logging(f"dispatcher-{settings.provider}", settings.log_level)
+    configure_logging(
+        f"dispatcher-{settings.provider}",
+        settings.log_level,
+        file=settings.log_file,
+        retention_days=settings.log_retention_days,
+    )
     asyncio.run(serve(settings, load_settings(MediaSettings)))
 
 

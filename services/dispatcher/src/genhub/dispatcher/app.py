@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
-
-from prometheus_client import start_http_server
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from genhub.common import store_client
 from genhub.common.amqp_queue import AmqpTaskQueue
 from genhub.common.errors import NotFound
+from genhub.common.metrics import start_metrics_server
 from genhub.common.provider_client import ProviderStoreClient
 from genhub.common.secrets import SecretBox
-from genhub.common.server import wait_for_signal
+from genhub.common.server import Server, wait_for_signal
 from genhub.dispatcher.config import DispatcherSettings
 from genhub.dispatcher.credentials import ConfigWatcher
 from genhub.dispatcher.handler import TaskHandler
@@ -106,9 +105,27 @@ async def running(
             await adapter.aclose()
 
 
-async def serve(settings: DispatcherSettings, media: MediaSettings | None = None) -> None:
-    """Run until SIGTERM/SIGINT, then drain."""
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-    async with running(settings, media=media):
-        await wait_for_signal()
+async def serve(
+    settings: DispatcherSettings,
+    media: MediaSettings | None = None,
+    stop: Callable[[], Awaitable[None]] = wait_for_signal,
+) -> None:
+    """Run until ``stop`` returns (SIGTERM/SIGINT), then drain.
+
+    A health-only gRPC server on ``health_listen`` reports NOT_SERVING while the worker
+    connects, SERVING while it consumes, and NOT_SERVING again while it drains.
+    """
+    exporter = start_metrics_server(settings.metrics_listen)
+    health = Server([])
+    health.bind(settings.health_listen)
+    await health.start()
+    try:
+        async with running(settings, media=media):
+            await health.mark_serving()
+            await stop()
+            # No shutdown delay: nothing routes calls to a worker; it stops taking messages now.
+            await health.drain()
+    finally:
+        await health.stop(grace=1)
+        if exporter is not None:
+            exporter.close()

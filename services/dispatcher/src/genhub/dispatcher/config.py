@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from genhub.common.settings import InfraSettings
+from genhub.common.settings import ALL_INTERFACES, InfraSettings, ListenAddress
 
 
 class DispatcherSettings(InfraSettings):
@@ -24,4 +24,6 @@ class DispatcherSettings(InfraSettings):
     lease_seconds: float = Field(default=30.0, ge=1)
     # How often stored provider configuration and catalogue overrides are re-read.
     config_refresh_seconds: float = Field(default=2.0, gt=0)
-    metrics_port: int = 0
+    # The gRPC health service (and reflection) the worker answers probes on: NOT_SERVING
+    # until it consumes, and again while it drains.
+    health_listen: ListenAddress = f"{ALL_INTERFACES}:50053"

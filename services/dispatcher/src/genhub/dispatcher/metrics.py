@@ -3,36 +3,28 @@ end to end) are task-store's, counted once at the transition; these are about th
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
-
+from genhub.common.metrics import DEAD_LETTERS as DEAD_LETTERS
+from genhub.common.metrics import PROVIDER_CALL_SECONDS as CALL_SECONDS
+from genhub.common.metrics import PROVIDER_ERRORS as CALL_ERRORS
+from genhub.common.metrics import TASK_RETRIES as RETRIES
+from genhub.common.metrics import WORKER_CONCURRENCY_LIMIT as CONCURRENCY
+from genhub.common.metrics import WORKER_IN_FLIGHT as IN_FLIGHT
+from genhub.common.metrics import WORKER_SKIPPED as SKIPPED
 from genhub.common.task_queue import Delivery
 from genhub.dispatcher.hooks import Run, WorkerHook
 from genhub.providers.sdk import ProviderError
 
-CALL_SECONDS = Histogram(
-    "genhub_provider_call_seconds",
-    "Provider call latency, by call (generate, submit, poll, cancel).",
-    ["provider", "model", "call"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
-)
-CALL_ERRORS = Counter(
-    "genhub_provider_errors",
-    "Failed provider calls, by GenHub error class.",
-    ["provider", "model", "error_class"],
-)
-RETRIES = Counter(
-    "genhub_task_retries",
-    "Retries scheduled, by error class.",
-    ["provider", "model", "error_class"],
-)
-DEAD_LETTERS = Counter(
-    "genhub_dead_letters", "Messages sent to the dead-letter queue.", ["provider", "reason"]
-)
-SKIPPED = Counter(
-    "genhub_worker_skipped_messages", "Messages settled without a run.", ["provider", "reason"]
-)
-IN_FLIGHT = Gauge("genhub_worker_in_flight", "Deliveries being handled.", ["provider"])
-CONCURRENCY = Gauge("genhub_worker_concurrency_limit", "Deliveries handled at once.", ["provider"])
+# The series themselves are defined once, in genhub.common.metrics.
+__all__ = [
+    "CALL_ERRORS",
+    "CALL_SECONDS",
+    "CONCURRENCY",
+    "DEAD_LETTERS",
+    "IN_FLIGHT",
+    "RETRIES",
+    "SKIPPED",
+    "MetricsHook",
+]
 
 
 class MetricsHook(WorkerHook):

@@ -14,7 +14,12 @@ from genhub.media import MediaSettings
 def main() -> None:
     """Entry point."""
     settings = load_settings(GatewaySettings)
-    configure_logging("gateway", settings.log_level)
+    configure_logging(
+        "gateway",
+        settings.log_level,
+        file=settings.log_file,
+        retention_days=settings.log_retention_days,
+    )
     asyncio.run(serve(settings, load_settings(MediaSettings)))
 
 

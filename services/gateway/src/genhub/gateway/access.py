@@ -16,12 +16,13 @@ Tenancy inside the allowed methods (a user sees only their own tasks) is ``tenan
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
 from genhub.common.errors import PermissionDenied, ResourceExhausted
+from genhub.common.interceptor import guarded
 from genhub.common.ratelimit import Limiter, Rate
 from genhub.gateway import auth
 
@@ -101,36 +102,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        """Wrap the handler so the checks run in the RPC's own context."""
+        """Wrap the handler so the checks run in the RPC's own context, first."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method.startswith(OPEN_PREFIXES):
             return handler
-        if handler.unary_unary is not None:
-            unary: Any = handler.unary_unary
-
-            async def checked(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                await self._admit(method, context)
-                return await unary(request, context)
-
-            return grpc.unary_unary_rpc_method_handler(
-                checked,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            stream: Any = handler.unary_stream
-
-            async def streamed(
-                request: Any, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
-                await self._admit(method, context)
-                async for item in stream(request, context):
-                    yield item
-
-            return grpc.unary_stream_rpc_method_handler(
-                streamed,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        # Every handler style (unary, streams, writers, threaded) keeps its style.
+        return guarded(handler, lambda context: self._admit(method, context))

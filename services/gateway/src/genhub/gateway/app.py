@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 import redis.asyncio as aioredis
-from prometheus_client import start_http_server
 
 from genhub.common import store_client
 from genhub.common.api_key_store_client import ApiKeyStoreClient
+from genhub.common.metrics import start_metrics_server
 from genhub.common.provider_client import ProviderStoreClient
 from genhub.common.ratelimit import Rate, RedisLimiter
 from genhub.common.secrets import SecretBox
@@ -115,22 +115,31 @@ async def running(
             await redis.aclose()
 
 
-async def serve(settings: GatewaySettings, media: MediaSettings | None = None) -> None:
-    """Run until SIGTERM/SIGINT; REST (unless ``rest_listen`` is empty) stops before gRPC.
-    With a media store, answers link stored files; with URL keys (always for a local folder),
-    REST also serves them at ``GET /api/v1/media/{media_id}``."""
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-    async with contextlib.AsyncExitStack() as stack:
-        routes = []
-        store = None
-        if media is not None and media.enabled:
-            store = build_store(media, fetch=False)
-            stack.push_async_callback(store.aclose)
-        signer = media.signer() if media is not None else None
-        if store is not None and signer is not None:
-            routes.append(media_route(store, signer))  # the files behind gateway-signed URLs
-        _, port = await stack.enter_async_context(running(settings, store))
-        target = rest_server.loopback_target(settings.gateway_listen, port)
-        await stack.enter_async_context(rest_server.running(settings, target, routes))
-        await wait_for_signal()
+async def serve(
+    settings: GatewaySettings,
+    media: MediaSettings | None = None,
+    stop: Callable[[], Awaitable[None]] = wait_for_signal,
+) -> None:
+    """Run until ``stop`` returns (SIGTERM/SIGINT); then report NOT_SERVING for
+    ``shutdown_delay_seconds`` while still answering, stop REST (unless ``rest_listen`` is
+    empty), then gRPC. With a media store, answers link stored files; with URL keys (always
+    for a local folder), REST also serves them at ``GET /api/v1/media/{media_id}``."""
+    metrics = start_metrics_server(settings.metrics_listen)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            routes = []
+            store = None
+            if media is not None and media.enabled:
+                store = build_store(media, fetch=False)
+                stack.push_async_callback(store.aclose)
+            signer = media.signer() if media is not None else None
+            if store is not None and signer is not None:
+                routes.append(media_route(store, signer))  # the files behind gateway-signed URLs
+            server, port = await stack.enter_async_context(running(settings, store))
+            target = rest_server.loopback_target(settings.gateway_listen, port)
+            await stack.enter_async_context(rest_server.running(settings, target, routes))
+            await stop()
+            await server.drain(settings.shutdown_delay_seconds)
+    finally:
+        if metrics is not None:
+            metrics.close()

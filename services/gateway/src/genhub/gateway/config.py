@@ -8,20 +8,20 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from genhub.common.settings import InfraSettings
+from genhub.common.settings import ALL_INTERFACES, InfraSettings, ListenAddress
 from genhub.egress import EgressPolicy
 
 
 class GatewaySettings(InfraSettings):
     """Where the gateway listens and how it reaches its dependencies."""
 
-    gateway_listen: str = "127.0.0.1:50051"
+    # gRPC API, health and reflection.
+    gateway_listen: ListenAddress = f"{ALL_INTERFACES}:50051"
     events_prefix: str = "genhub:"
     catalogue_ttl_seconds: float = 5.0
-    metrics_port: int = 0
 
-    # REST/JSON transcoding (genhub.gateway.rest); an empty rest_listen turns it off.
-    rest_listen: str = "127.0.0.1:8080"
+    # REST/JSON transcoding (genhub.gateway.rest), /healthz and /readyz; empty turns it off.
+    rest_listen: ListenAddress = f"{ALL_INTERFACES}:8080"
     rest_max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     # Browser origins allowed to call the API ("*" for any); none means no CORS headers.
     # A comma-separated list or a JSON array.

@@ -37,7 +37,12 @@ def main() -> None:
     if args.command == "deliveries":
         asyncio.run(_print_log(settings, args.task_id))
         return
-    configure_logging("notifier", settings.log_level)
+    configure_logging(
+        "notifier",
+        settings.log_level,
+        file=settings.log_file,
+        retention_days=settings.log_retention_days,
+    )
     asyncio.run(serve(settings, load_settings(MediaSettings)))
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from genhub.common.settings import InfraSettings
+from genhub.common.settings import ALL_INTERFACES, InfraSettings, ListenAddress
 
 # Standard Webhooks' reference schedule (Svix): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then a last
 # try after 6 h more: eight attempts over about 23.6 hours.
@@ -18,6 +18,8 @@ DEFAULT_SCHEDULE = [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 21600.0]
 class NotifierSettings(InfraSettings):
     """What the notifier (and ``WebhookNotifier`` inside task lifecycle code) needs."""
 
+    # The gRPC health service (and reflection) the notifier answers probes on.
+    health_listen: ListenAddress = f"{ALL_INTERFACES}:50054"
     mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
     mongo_db: str = "genhub"
     # Comma-separated Standard Webhooks secrets ("whsec_<base64>"). Every one signs, so during a

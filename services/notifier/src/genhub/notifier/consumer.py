@@ -58,6 +58,8 @@ class DeliveryConsumer:
         prepare: BodyFilter | None = None,
     ) -> None:
         self._url = amqp_url
+        # Set once the queue is consumed (the notifier's readiness).
+        self.consuming = asyncio.Event()
         self._signer = signer
         self._log = delivery_log
         self._policy = policy
@@ -82,6 +84,7 @@ class DeliveryConsumer:
             await topology.declare(self._channel, self._queue, self._schedule)
             queue = await self._channel.get_queue(self._queue)
             tag = await queue.consume(self._on_message)
+            self.consuming.set()
             log.info("webhook consumer started", extra={"queue": self._queue})
             await stop.wait()
             await queue.cancel(tag)

@@ -13,7 +13,12 @@ from genhub.taskstore.config import TaskStoreSettings
 def main() -> None:
     """Entry point."""
     settings = load_settings(TaskStoreSettings)
-    configure_logging("taskstore", settings.log_level)
+    configure_logging(
+        "taskstore",
+        settings.log_level,
+        file=settings.log_file,
+        retention_days=settings.log_retention_days,
+    )
     asyncio.run(serve(settings))
 
 

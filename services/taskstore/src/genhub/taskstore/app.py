@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from prometheus_client import start_http_server
 from pymongo import AsyncMongoClient
 
 from genhub.common.amqp_queue import AmqpTaskQueue
 from genhub.common.events import EventPublisher
-from genhub.common.server import Server
+from genhub.common.metrics import start_metrics_server
+from genhub.common.server import Server, wait_for_signal
 from genhub.notifier.notifier import WebhookNotifier
 from genhub.store.v1 import (
     api_key_store_pb2,
@@ -38,6 +38,7 @@ from genhub.taskstore.operations import Lifecycle, Transition
 from genhub.taskstore.outbox import Outbox
 from genhub.taskstore.provider_servicer import ProviderStoreServicer
 from genhub.taskstore.providers import ProviderRepository
+from genhub.taskstore.queue_metrics import QueueMetrics
 from genhub.taskstore.reaper import Reaper
 from genhub.taskstore.task_servicer import TaskStoreServicer
 from genhub.taskstore.user_servicer import UserStoreServicer
@@ -57,6 +58,10 @@ class TaskStore:
     outbox: Outbox
     reaper: Reaper
     queue: AmqpTaskQueue
+
+
+async def _provider_names(providers: ProviderRepository) -> list[str]:
+    return [provider.name for provider in await providers.list_providers()]
 
 
 SERVICE_NAMES = [
@@ -86,6 +91,7 @@ async def running(
     port = server.bind(settings.taskstore_listen)
     queue: AmqpTaskQueue | None = None
     outbox: Outbox | None = None
+    queue_metrics: QueueMetrics | None = None
     background: list[asyncio.Task[None]] = []
     # Connects on the first event; only the work queue is declared here (the notifier owns
     # its retry queues).
@@ -120,10 +126,15 @@ async def running(
             stale_queued_seconds=settings.stale_queued_seconds,
             pending_grace_seconds=settings.pending_grace_seconds,
         )
+        queue_metrics = QueueMetrics(
+            settings.amqp_url.get_secret_value(),
+            lambda: _provider_names(providers),
+        )
         background = [
             asyncio.create_task(outbox.run_forever()),
             asyncio.create_task(reaper.run_forever(settings.reap_interval_seconds)),
             asyncio.create_task(webhooks.run_forever(settings.relay_heartbeat_seconds)),
+            asyncio.create_task(queue_metrics.run_forever(settings.queue_metrics_seconds)),
         ]
         task_store_pb2_grpc.add_TaskStoreServiceServicer_to_server(
             TaskStoreServicer(lifecycle, providers), server.grpc
@@ -153,6 +164,8 @@ async def running(
             await outbox.close()
         await webhooks.close()
         await notifier.close()
+        if queue_metrics is not None:
+            await queue_metrics.close()
         if queue is not None:
             await queue.close()
         await events.close()
@@ -160,11 +173,16 @@ async def running(
         await mongo.close()
 
 
-async def serve(settings: TaskStoreSettings) -> None:
-    """Run until SIGTERM/SIGINT."""
-    from genhub.common.server import wait_for_signal
-
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-    async with running(settings):
-        await wait_for_signal()
+async def serve(
+    settings: TaskStoreSettings, stop: Callable[[], Awaitable[None]] = wait_for_signal
+) -> None:
+    """Run until ``stop`` returns (SIGTERM/SIGINT); then report NOT_SERVING for
+    ``shutdown_delay_seconds`` while still answering, and stop."""
+    metrics = start_metrics_server(settings.metrics_listen)
+    try:
+        async with running(settings) as store:
+            await stop()
+            await store.server.drain(settings.shutdown_delay_seconds)
+    finally:
+        if metrics is not None:
+            metrics.close()

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from genhub.common.settings import InfraSettings
+from genhub.common.settings import ALL_INTERFACES, InfraSettings, ListenAddress
 
 
 class TaskStoreSettings(InfraSettings):
     """Where task-store listens, which database it owns, how it publishes and reaps."""
 
-    taskstore_listen: str = "127.0.0.1:50052"
+    # gRPC API, health and reflection.
+    taskstore_listen: ListenAddress = f"{ALL_INTERFACES}:50052"
     mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
     mongo_db: str = "genhub"
     events_prefix: str = "genhub:"
-    metrics_port: int = 0
     # The outbox relay announces itself this often; a relay silent for ``relay_dead_seconds``
     # is presumed dead and its unpublished tasks are published by another.
     relay_heartbeat_seconds: float = Field(default=10.0, gt=0)
@@ -27,3 +27,5 @@ class TaskStoreSettings(InfraSettings):
     pending_grace_seconds: float = Field(default=30.0, gt=0)
     # Webhook events are queued here for genhub-notifier (its GENHUB_WEBHOOK_QUEUE).
     webhook_queue: str = "genhub.webhooks"
+    # How often the queue depth and consumer gauges (genhub_queue_*) are read from the broker.
+    queue_metrics_seconds: float = Field(default=15.0, gt=0)

@@ -29,19 +29,17 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from prometheus_client import Counter
 from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import PyMongoError
 
 from genhub.common.errors import StoreError
+from genhub.common.metrics import STORE_WRITES
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
-WRITES = Counter(
-    "genhub_store_writes", "Database writes made by task-store, by collection.", ["collection"]
-)
+WRITES = STORE_WRITES
 # Documents a gated collection remembers (about 2 KB each): the tasks in flight, and then some.
 CACHE_SIZE = 20_000
 # Set while this asyncio task holds the gate, so a write inside ``exclusive()`` does not wait

@@ -4,43 +4,18 @@ every task passes through ``Lifecycle``, whichever service asked for it)."""
 from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from prometheus_client import Counter, Histogram
 
+from genhub.common.metrics import TASK_END_TO_END_SECONDS as END_TO_END
+from genhub.common.metrics import TASK_QUEUE_WAIT_SECONDS as QUEUE_WAIT
+from genhub.common.metrics import TASK_RUN_SECONDS as RUN_TIME
+from genhub.common.metrics import TASKS_CREATED as CREATED
+from genhub.common.metrics import TASKS_FINISHED as FINISHED
 from genhub.common.task_states import TERMINAL
 from genhub.taskstore.operations import Transition
 from genhub.v1 import task_pb2
 
-# Seconds, from sub-second image calls to hour-long video backlogs.
-_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
-
-CREATED = Counter(
-    "genhub_tasks_created",
-    "Tasks created.",
-    ["provider", "model", "type", "priority"],
-)
-FINISHED = Counter(
-    "genhub_tasks_finished",
-    "Tasks that reached a final status.",
-    ["provider", "model", "type", "status"],
-)
-QUEUE_WAIT = Histogram(
-    "genhub_task_queue_wait_seconds",
-    "From creation to the start of the first run.",
-    ["provider", "priority"],
-    buckets=_BUCKETS,
-)
-RUN_TIME = Histogram(
-    "genhub_task_run_seconds",
-    "From the start of the last run to the final status.",
-    ["provider", "model", "status"],
-    buckets=_BUCKETS,
-)
-END_TO_END = Histogram(
-    "genhub_task_end_to_end_seconds",
-    "From creation to the final status.",
-    ["provider", "model", "status"],
-    buckets=_BUCKETS,
-)
+# The series themselves are defined once, in genhub.common.metrics.
+__all__ = ["CREATED", "END_TO_END", "FINISHED", "QUEUE_WAIT", "RUN_TIME", "observe"]
 
 
 def _seconds(later: Timestamp, earlier: Timestamp) -> float:

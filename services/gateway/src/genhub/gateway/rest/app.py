@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from genhub.common.errors import FieldViolation
-from genhub.gateway.rest import docs
+from genhub.gateway.rest import docs, probes
 from genhub.gateway.rest.bindings import Binding, load_bindings
 from genhub.gateway.rest.edge import EdgeMiddleware, HeadLimits
 from genhub.gateway.rest.errors import RestError
@@ -120,7 +120,7 @@ def create_app(
     """
     bindings = list(bindings if bindings is not None else load_bindings())
     dispatcher = Dispatcher(channel, bindings, limits or Limits(), stopping or asyncio.Event())
-    routes: list[BaseRoute] = list(extra_routes)
+    routes: list[BaseRoute] = [*probes.routes(channel), *extra_routes]
     if docs_enabled:
         document = json.dumps(build_document(bindings), ensure_ascii=False).encode()
 

@@ -1,5 +1,6 @@
-"""Per-request bookkeeping shared by the middleware and the handlers: the request id and how
-much of the request's time went to the gRPC call (the rest is the REST layer's overhead)."""
+"""Per-request bookkeeping shared by the middleware and the handlers: the request id, how
+much of the request's time went to the gRPC call (the rest is the REST layer's overhead), and
+the ``http_server_*`` metrics (genhub.common.metrics)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import grpc
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genhub.common import logging as glog
 from genhub.common.ids import new_token
+from genhub.common.metrics import HTTP_SERVER_REQUEST_SECONDS, HTTP_SERVER_REQUESTS
 from genhub.gateway.rest.errors import RestError
 from genhub.gateway.rest.headers import REQUEST_ID_HEADER, usable_request_id
 
@@ -24,9 +26,8 @@ log = logging.getLogger(__name__)
 SCOPE_KEY = "genhub.exchange"
 OVERHEAD_HEADER = "X-Gateway-Overhead-Ms"
 
-REST_TOTAL = Counter(
-    "genhub_rest_requests_total", "REST requests answered", ["operation", "status"]
-)
+# The ``method`` label's values: anything else a client sends counts as "other".
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REST_OVERHEAD = Histogram(
     "genhub_rest_overhead_seconds",
     "Time a REST request spent in the REST layer, outside its gRPC call",
@@ -82,9 +83,12 @@ class ExchangeMiddleware:
         request_id = offered if offered is not None and usable_request_id(offered) else new_token()
         current = Exchange(request_id=request_id, started=time.perf_counter())
         scope[SCOPE_KEY] = current
+        status = 500  # if the app fails before it answers
 
         async def stamped(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = int(message["status"])
                 overhead = current.overhead_seconds()
                 overhead_ms = f"{overhead * 1000:.3f}"
                 headers = MutableHeaders(scope=message)
@@ -95,7 +99,6 @@ class ExchangeMiddleware:
                     f"gateway;dur={overhead_ms}, grpc;dur={current.grpc_seconds * 1000:.3f}",
                 )
                 REST_OVERHEAD.observe(overhead)
-                REST_TOTAL.labels(current.operation, str(message["status"])).inc()
             await send(message)
 
         started = False
@@ -117,3 +120,8 @@ class ExchangeMiddleware:
             await internal.response()(scope, receive, stamped)
         finally:
             glog.request_id.reset(token)
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            HTTP_SERVER_REQUESTS.labels(method, current.operation, str(status)).inc()
+            HTTP_SERVER_REQUEST_SECONDS.labels(method, current.operation).observe(
+                time.perf_counter() - current.started
+            )

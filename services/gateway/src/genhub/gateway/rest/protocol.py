@@ -30,9 +30,10 @@ from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 from uvicorn.server import ServerState
 
 from genhub.common.ids import new_token
+from genhub.common.metrics import HTTP_SERVER_REQUESTS
 from genhub.gateway.rest.edge import HeadLimits, headers_too_large, url_too_long
 from genhub.gateway.rest.errors import RestError, status_body
-from genhub.gateway.rest.exchange import REST_TOTAL, SCOPE_KEY, Exchange
+from genhub.gateway.rest.exchange import SCOPE_KEY, Exchange
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,8 @@ class GenHubH11Protocol(H11Protocol):
         error = self._refusal()
         request_id = self._request_id()
         status = error.http_status
-        REST_TOTAL.labels(_PARSER_OPERATION, str(status)).inc()
+        # The request line may not even have parsed: its method is not a label value to trust.
+        HTTP_SERVER_REQUESTS.labels("other", _PARSER_OPERATION, str(status)).inc()
         log.warning(
             "REST request refused by the HTTP parser",
             extra={"status": status, "request_id": request_id, "reason": error.status.message},

@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# genhub-notifier: webhook deliveries (Standard Webhooks); gRPC health (50054), Prometheus
+# /metrics (9090).
+#
+# Build from the repository root with `make images`, which passes BASE_IMAGE: the
+# digest-pinned base recorded once in deploy/docker/images.json (docs/operations.md, "Images").
+ARG BASE_IMAGE
+
+# ---- build: a virtualenv with only this service's packages -----------------------------------
+FROM ${BASE_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+# The build backend our pyproject.toml files name, hash-checked, kept out of the image.
+COPY deploy/docker/build-requirements.lock build-requirements.lock
+RUN python -m venv /opt/build \
+    && /opt/build/bin/pip install --require-hashes --no-deps -r build-requirements.lock
+COPY requirements.lock scripts/lock_subset.py ./
+COPY libs/protos libs/protos
+COPY libs/common libs/common
+COPY libs/egress libs/egress
+COPY libs/media libs/media
+COPY services/notifier services/notifier
+# Third-party packages: the part of requirements.lock these packages need, hash-checked;
+# then ours, built from source; `pip check` proves nothing is missing.
+RUN python lock_subset.py requirements.lock libs/protos libs/common libs/egress libs/media \
+        services/notifier > runtime.lock \
+    && python -m venv /opt/genhub \
+    && /opt/genhub/bin/pip install --require-hashes --no-deps -r runtime.lock \
+    && /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels \
+        libs/protos libs/common libs/egress libs/media services/notifier \
+    && /opt/genhub/bin/pip install --no-deps --no-index /wheels/*.whl \
+    && /opt/genhub/bin/pip check
+
+# ---- runtime: the base image, the virtualenv, a non-root user; nothing written at run time --
+FROM ${BASE_IMAGE}
+LABEL org.opencontainers.image.title="genhub-notifier" \
+      org.opencontainers.image.description="GenHub webhook notifier"
+# Bytecode was compiled at install; HOME points at /tmp, the pod's one writable (emptyDir) path.
+ENV PATH=/opt/genhub/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
+COPY --from=build /opt/genhub /opt/genhub
+USER 65532:65532
+EXPOSE 50054 9090
+ENTRYPOINT ["genhub-notifier"]
