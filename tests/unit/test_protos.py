@@ -49,6 +49,7 @@ def test_descriptors_load_with_every_service() -> None:
         "FailTask",
         "CancelTask",
         "RetryTask",
+        "RerouteTask",
         "DeleteTask",
         "SearchTasks",
         "PutProvider",

@@ -16,6 +16,7 @@ from genhub.common.secrets import SecretBox
 from genhub.common.server import wait_for_signal
 from genhub.dispatcher.config import DispatcherSettings
 from genhub.dispatcher.credentials import ConfigWatcher
+from genhub.dispatcher.guards import guards
 from genhub.dispatcher.handler import TaskHandler
 from genhub.dispatcher.hooks import Hooks, WorkerHook
 from genhub.dispatcher.log_hook import LogHook
@@ -49,7 +50,10 @@ async def running(
     adapter = provider or load_provider(settings.provider)
     queue = await AmqpTaskQueue.connect(settings.amqp_url.get_secret_value())
     try:
-        async with store_client.connect(settings.taskstore_addr) as store:
+        async with (
+            store_client.connect(settings.taskstore_addr) as store,
+            guards(settings, adapter.name) as guard_hooks,
+        ):
             await store.put_provider(declared_provider(adapter))
             config = ConfigWatcher(
                 adapter.name,
@@ -58,7 +62,7 @@ async def running(
                 SecretBox.from_setting(settings.secrets_keys.get_secret_value()),
             )
             await config.refresh()
-            hooks = Hooks([MetricsHook(adapter.name), LogHook(), *extra_hooks])
+            hooks = Hooks([MetricsHook(adapter.name), LogHook(), *guard_hooks, *extra_hooks])
             handler = TaskHandler(settings, adapter, store, config, hooks)
             worker = Worker(queue, adapter.name, handler, settings.concurrency)
             await worker.start()

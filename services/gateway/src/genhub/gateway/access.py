@@ -41,6 +41,7 @@ USER_METHODS = frozenset(
                 "ListTasks",
                 "DeleteTask",
                 "CancelTask",
+                "RetryTask",
                 "WatchTask",
                 "SearchTasks",
                 "ListImages",
