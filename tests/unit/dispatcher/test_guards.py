@@ -29,60 +29,17 @@ from genhub.providers.sdk import (
     AuthFailed,
     Call,
     CallConfig,
-    Finished,
-    QuotaExhausted,
-    Submitted,
 )
 from genhub.taskstore.memory_task_repository import MemoryTaskRepository
 from genhub.taskstore.operations import Lifecycle
 from genhub.taskstore.outbox import Outbox
 from genhub.v1 import task_pb2
+from tests.support.providers import Gauge, GaugedDemo
 from tests.support.waiting import eventually
 from tests.unit.dispatcher.test_handler import NoStoredConfig
 
 S = task_pb2
 TERMINAL = {S.TASK_STATUS_SUCCEEDED, S.TASK_STATUS_FAILED, S.TASK_STATUS_CANCELLED}
-
-
-class Gauge:
-    """Provider calls in progress across every worker, and the most seen at once."""
-
-    def __init__(self) -> None:
-        self.now = 0
-        self.most = 0
-        self.starts: list[float] = []
-
-    def enter(self) -> None:
-        self.now += 1
-        self.most = max(self.most, self.now)
-        self.starts.append(time.monotonic())
-
-    def leave(self) -> None:
-        self.now -= 1
-
-
-class GaugedDemo(DemoProvider):
-    """The demo provider under another name, reporting its calls to a shared gauge."""
-
-    def __init__(self, name: str, gauge: Gauge, render: float = 0.05) -> None:
-        super().__init__(DemoSettings(video_render_seconds=render))
-        self.name = name
-        self.gauge = gauge
-        self.quota_gone = False
-
-    async def generate(self, call: Call) -> Finished:
-        self.gauge.enter()
-        try:
-            if self.quota_gone:
-                raise QuotaExhausted("insufficient credit", code="InsufficientBalance")
-            return await super().generate(call)
-        finally:
-            self.gauge.leave()
-
-    async def submit(self, call: Call) -> Submitted:
-        self.gauge.enter()
-        self.gauge.leave()
-        return await super().submit(call)
 
 
 class Clock:
