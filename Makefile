@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 BUF := .cache/bin/buf
 UV := .cache/bootstrap/bin/uv
 
-.PHONY: help install tools gen lint breaking lock infra-up infra-down test test-unit run bench
+.PHONY: help install tools gen lint breaking lock infra-up infra-down test test-unit run bench soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,3 +57,6 @@ run: install infra-up ## The whole stack on this machine with the demo provider 
 
 bench: install infra-up ## Throughput and latency figures with the demo provider
 	$(PY) scripts/bench.py
+
+soak: install infra-up ## 30 minutes of mixed load; every service's RSS each minute (not in test)
+	$(PY) scripts/soak.py
