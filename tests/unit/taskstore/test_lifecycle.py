@@ -367,3 +367,16 @@ async def test_a_reroute_is_refused_off_the_fallback_list_or_for_another_run(
         await world.lifecycle.reroute(task.task_id, "another-run", FALLBACK, why)
     assert stale.value.reason == "RUN_MISMATCH"
     assert world.repo.tasks[task.task_id]["status"] == "running"
+
+
+async def test_a_retry_after_a_reroute_starts_from_the_requested_provider(world: World) -> None:
+    task = await world.create(fallbacks=[FALLBACK])
+    claim = await world.lifecycle.claim(task.task_id, lease=LEASE, max_attempts=3)
+    await world.lifecycle.reroute(task.task_id, claim.run_id, FALLBACK, S.TaskError(code="X"))
+    second = await world.lifecycle.claim(
+        task.task_id, lease=LEASE, max_attempts=3, provider="backup"
+    )
+    await world.lifecycle.fail(task.task_id, second.run_id, S.TaskError(code="Y"))
+    retried = await world.lifecycle.retry(task.task_id)
+    assert retried.served_by == S.ModelRef(provider="demo", model="demo-text")
+    assert [m.task_id for m in world.queue.ready("demo")].count(task.task_id) == 2

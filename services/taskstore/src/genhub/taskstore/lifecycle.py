@@ -381,12 +381,14 @@ def cancel(now: datetime) -> Step:
 
 
 def retry(now: datetime) -> Step:
-    """Run a failed task again with a fresh attempt budget (an operator's decision)."""
+    """Run a failed task again with a fresh attempt budget (an operator's decision), from the
+    requested provider and model again (a fallback that served it is forgotten)."""
     return _step(
         "retry",
         _only("failed"),
         "queued",
         {
+            "served_by": None,
             "attempts": 0,
             "run_id": "",
             "lease_until": None,
