@@ -168,9 +168,12 @@ async def test_dlq_list_show_requeue_purge(
     assert refused.exit_code == 1  # aborted at the prompt
     assert await infra.queue_depth(stack.vhost, dead) == 2
 
-    moved = await ctl_json(stack, "dlq", "requeue", "demo", "--limit", "1")
-    assert moved == {"provider": "demo", "retried": 0, "requeued": 1, "dropped": 0, "kept": 0}
+    # The stranded task's letter goes back to its queue (credentials and all); the poison one
+    # cannot run anywhere, so it stays.
+    moved = await ctl_json(stack, "dlq", "requeue", "demo")
+    assert moved == {"provider": "demo", "retried": 0, "requeued": 1, "dropped": 0, "kept": 1}
     await wait_status(stack.tasks, stranded.task_id, {S.TASK_STATUS_SUCCEEDED})
+    assert await infra.queue_depth(stack.vhost, dead) == 1
 
     purged = await ctl(stack, "dlq", "purge", "demo", "--yes")
     assert purged.exit_code == 0, purged.output
