@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 BUF := .cache/bin/buf
 UV := .cache/bootstrap/bin/uv
 
-.PHONY: help install tools gen lint breaking lock infra-up infra-down test test-unit run bench images
+.PHONY: help install tools gen lint breaking lock infra-up infra-down test test-unit run bench images soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,3 +61,6 @@ bench: install infra-up ## Throughput and latency figures with the demo provider
 
 images: ## Container images of every service and provider worker (needs Docker or Podman)
 	@scripts/images.sh
+
+soak: install infra-up ## 30 minutes of mixed load; every service's RSS each minute (not in test)
+	$(PY) scripts/soak.py

@@ -100,6 +100,19 @@ async def test_a_repeated_idempotency_key_returns_the_first_task(repo: TaskRepos
             {"status": "running", "attempts": 3},
             False,
         ),
+        # A claim names its provider: the requested one, or the fallback serving the task.
+        (Clause(frozenset({"queued"}), provider="demo"), {"status": "queued"}, True),
+        (Clause(frozenset({"queued"}), provider="backup"), {"status": "queued"}, False),
+        (
+            Clause(frozenset({"queued"}), provider="backup"),
+            {"status": "queued", "served_by": {"provider": "backup", "model": "b-1"}},
+            True,
+        ),
+        (
+            Clause(frozenset({"queued"}), provider="demo"),
+            {"status": "queued", "served_by": {"provider": "backup", "model": "b-1"}},
+            False,
+        ),
     ],
 )
 async def test_a_guarded_update_applies_exactly_when_the_guard_holds(

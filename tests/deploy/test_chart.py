@@ -116,7 +116,8 @@ def test_replicas_concurrency_rate_resources_and_env_flow_from_values() -> None:
     settings = config(objects, "worker-volcengine")
     assert settings["GENHUB_PROVIDER"] == "volcengine"
     assert settings["GENHUB_CONCURRENCY"] == "8"
-    assert settings["GENHUB_REQUESTS_PER_MINUTE"] == "600"
+    assert settings["GENHUB_PROVIDER_REQUESTS_PER_MINUTE"] == "600"
+    assert settings["GENHUB_PROVIDER_MAX_CONCURRENT_JOBS"] == "0"
     assert one(objects, "Deployment", name("worker-openai"))["spec"]["replicas"] == 2
     assert config(objects, "worker-openai")["GENHUB_CONCURRENCY"] == "16"
     assert config(objects, "worker-openai")["GENHUB_CALL_TIMEOUT_SECONDS"] == "600"
@@ -127,8 +128,7 @@ def test_replicas_concurrency_rate_resources_and_env_flow_from_values() -> None:
         for settings_class in (DispatcherSettings, MediaSettings)
         for field in settings_class.model_fields
     }
-    chart_only = set(settings) - known
-    assert chart_only <= {"GENHUB_REQUESTS_PER_MINUTE"}, chart_only
+    assert set(settings) - known == set()
 
 
 def test_pods_point_at_the_taskstore_service_and_listen_on_their_ports() -> None:
@@ -382,3 +382,28 @@ def test_helm_test_pod_checks_the_gateways_grpc_health() -> None:
     assert f'"{name("gateway")}:50051"' in script
     assert "HealthStub" in script and "SERVING" in script
     assert c["image"] == container(one(objects, "Deployment", name("gateway")))["image"]
+
+
+def test_the_media_sweep_runs_as_a_hardened_cronjob_that_task_store_admits() -> None:
+    from genhub.media.__main__ import SweepSettings
+
+    assert find(render(), "CronJob") == []  # no media store, no sweep
+    objects = render("external-secrets-values.yaml", sets=("media.retentionDays=7",))
+    job = one(objects, "CronJob", name("media-sweep"))
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]
+    (sweep,) = pod["spec"]["containers"]
+    assert sweep["command"] == ["genhub-media", "sweep"]
+    assert sweep["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    env = {e["name"]: e for e in sweep["env"]}
+    assert env["GENHUB_MEDIA_RETENTION_DAYS"]["value"] == "7"
+    assert env["GENHUB_MEDIA_S3_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == (
+        "media-bucket"
+    )
+    # Every setting it passes is one the sweep reads.
+    known = {f"GENHUB_{field.upper()}" for field in SweepSettings.model_fields}
+    assert set(env) - known == set()
+    # task-store's NetworkPolicy admits its pods.
+    assert pod["metadata"]["labels"]["genhub.dev/taskstore-client"] == "true"

@@ -18,6 +18,8 @@ from tests.support.stack import Stack, start_stack
 from tests.support.tasks import S, text_request, wait_status
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.faults
+
 
 async def _spawn_worker(stack: Stack, **env: str) -> asyncio.subprocess.Process:
     environment = (

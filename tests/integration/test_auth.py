@@ -153,6 +153,9 @@ async def test_another_tenants_task_is_not_found_exactly_like_a_missing_one(worl
         lambda tid: tasks.CancelTask(
             task_service_pb2.CancelTaskRequest(task_id=tid), metadata=as_bob
         ),
+        lambda tid: tasks.RetryTask(
+            task_service_pb2.RetryTaskRequest(task_id=tid), metadata=as_bob
+        ),
         lambda tid: tasks.DeleteTask(
             task_service_pb2.DeleteTaskRequest(task_id=tid), metadata=as_bob
         ),

@@ -168,13 +168,56 @@ async def test_dlq_list_show_requeue_purge(
     assert refused.exit_code == 1  # aborted at the prompt
     assert await infra.queue_depth(stack.vhost, dead) == 2
 
-    moved = await ctl_json(stack, "dlq", "requeue", "demo", "--limit", "1")
-    assert moved == {"provider": "demo", "requeued": 1}
+    # The stranded task's letter goes back to its queue (credentials and all); the poison one
+    # cannot run anywhere, so it stays.
+    moved = await ctl_json(stack, "dlq", "requeue", "demo")
+    assert moved == {"provider": "demo", "retried": 0, "requeued": 1, "dropped": 0, "kept": 1}
     await wait_status(stack.tasks, stranded.task_id, {S.TASK_STATUS_SUCCEEDED})
+    assert await infra.queue_depth(stack.vhost, dead) == 1
 
     purged = await ctl(stack, "dlq", "purge", "demo", "--yes")
     assert purged.exit_code == 0, purged.output
     assert await infra.queue_depth(stack.vhost, dead) == 0
+
+
+async def test_failed_tasks_are_retried_by_tasks_retry_and_dlq_requeue(stack: Stack) -> None:
+    done = (await stack.tasks.CreateTextTask(text_request("done before"))).task
+    await wait_status(stack.tasks, done.task_id, {S.TASK_STATUS_SUCCEEDED})
+    client = aioredis.Redis.from_url(infra.REDIS_URL)
+    breaker = RedisBreaker(client, prefix=f"{stack.database}:")
+    try:
+        # An outage: the provider's quota ran out, so its breaker opened and tasks fail fast.
+        await breaker.record("demo", "demo-text", "quota_exhausted")
+        failed = [
+            (await stack.tasks.CreateTextTask(text_request(f"during {i}"))).task for i in range(2)
+        ]
+        for task in failed:
+            refused = await wait_status(stack.tasks, task.task_id, {S.TASK_STATUS_FAILED})
+            assert refused.error.code == "PROVIDER_CIRCUIT_OPEN"
+        await _dead_letter(stack, [TaskMessage(done.task_id).encode()])  # a stale letter
+        dead = topology.dead_queue("demo")
+        await eventually(
+            lambda: infra.queue_depth(stack.vhost, dead), lambda n: n == 3, what="3 letters"
+        )
+        await breaker.record("demo", "demo-text", None)  # the provider is back
+    finally:
+        await drop_prefix(client, f"{stack.database}:")
+        await client.aclose()
+
+    again = await ctl_json(stack, "tasks", "retry", failed[0].task_id)
+    assert again["status"] == "TASK_STATUS_QUEUED"
+    refused_retry = await ctl(stack, "tasks", "retry", done.task_id)
+    assert refused_retry.exit_code == 1 and "FAILED_PRECONDITION" in refused_retry.stderr
+
+    # The first task's letter now belongs to a queued (or finished) task; the second is retried;
+    # the succeeded task's letter is dropped.
+    moved = await ctl_json(stack, "dlq", "requeue", "demo")
+    assert moved["retried"] == 1 and moved["kept"] == 0
+    assert moved["requeued"] + moved["dropped"] == 2
+    for task in failed:
+        finished = await wait_status(stack.tasks, task.task_id, {S.TASK_STATUS_SUCCEEDED})
+        assert finished.attempts == 1
+    assert await infra.queue_depth(stack.vhost, topology.dead_queue("demo")) == 0
 
 
 async def test_keys_and_users(stack: Stack) -> None:

@@ -218,6 +218,9 @@ SAMPLES: dict[str, Sample] = {
     "genhub.v1.TaskService.CancelTask": _const(
         lambda w, b: task_service_pb2.CancelTaskRequest(task_id=w.finished.task_id)
     ),
+    "genhub.v1.TaskService.RetryTask": _const(
+        lambda w, b: task_service_pb2.RetryTaskRequest(task_id=w.finished.task_id)
+    ),
     "genhub.v1.TaskService.WatchTask": _const(
         lambda w, b: task_service_pb2.WatchTaskRequest(task_id=w.finished.task_id)
     ),

@@ -124,7 +124,8 @@ async def start_stack(
                         vhost,
                         taskstore_addr,
                         secrets_keys=SecretStr(keys),
-                        **dispatcher_overrides,
+                        # Breakers and limits in this test's own Redis keys.
+                        **{"events_prefix": prefix, **dispatcher_overrides},
                     ),
                     provider=provider
                     or DemoProvider(demo or DemoSettings(video_render_seconds=0.3)),

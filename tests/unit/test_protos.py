@@ -50,6 +50,7 @@ def test_descriptors_load_with_every_service() -> None:
         "CancelTask",
         "RetryTask",
         "ExpireTask",
+        "RerouteTask",
         "DeleteTask",
         "SearchTasks",
         "PutProvider",

@@ -37,6 +37,7 @@ LEGAL = {
     ("failed", "queued"),
 }
 LEASE = 30.0
+FALLBACK = S.ModelRef(provider="backup", model="backup-text")
 
 
 class World:
@@ -100,6 +101,7 @@ def _operations(now: Any) -> dict[str, tuple[lifecycle.Step, set[str]]]:
         "cancel": (lifecycle.cancel(now), {"pending", "queued", "running"}),
         "retry": (lifecycle.retry(now), {"failed"}),
         "expire": (lifecycle.expire(now), {"succeeded"}),
+        "reroute": (lifecycle.reroute("r", "backup", "backup-text", error, now), {"running"}),
     }
 
 
@@ -110,7 +112,7 @@ def _operations(now: Any) -> dict[str, tuple[lifecycle.Step, set[str]]]:
 async def test_each_operation_runs_from_its_states_only_and_takes_a_legal_edge(
     world: World, operation: str, status: str
 ) -> None:
-    task = await world.create()
+    task = await world.create(fallbacks=[FALLBACK])
     # A live lease, so "running" is never up for takeover here.
     lease = documents.now() + timedelta(minutes=1)
     await world.force(task.task_id, status=status, run_id="r", lease_until=lease)
@@ -343,3 +345,59 @@ async def test_a_broker_outage_does_not_fail_a_create_and_the_message_follows(
     world.queue.available = True
     assert await world.outbox.flush() == 0
     assert world.published() == [(task.task_id, MessageKind.RUN, "")]
+
+
+async def test_a_reroute_queues_the_task_for_its_fallback_with_a_fresh_budget(
+    world: World,
+) -> None:
+    task = await world.create(fallbacks=[FALLBACK])
+    assert (task.served_by.provider, task.served_by.model) == ("demo", "demo-text")
+    claim = await world.lifecycle.claim(task.task_id, lease=LEASE, max_attempts=3)
+    why = S.TaskError(code="PROVIDER_CIRCUIT_OPEN", retryable=True)
+    moved = await world.lifecycle.reroute(task.task_id, claim.run_id, FALLBACK, why)
+    assert moved.status == S.TASK_STATUS_QUEUED and moved.attempts == 0
+    assert (moved.provider, moved.model) == ("demo", "demo-text")  # the request is kept
+    assert moved.served_by == FALLBACK
+    assert moved.error.code == "PROVIDER_CIRCUIT_OPEN"
+    assert [m.task_id for m in world.queue.ready("backup")] == [task.task_id]
+    assert len(world.queue.ready("demo")) == 1  # only the create's message
+    assert world.heard[-1].operation == "reroute"
+    # A stale message in the old provider's queue cannot start it there; the new provider's
+    # worker claims it; the old run can no longer record anything.
+    stale = await world.lifecycle.claim(task.task_id, lease=LEASE, max_attempts=3, provider="demo")
+    assert stale.skip == pb.SKIP_REASON_REROUTED
+    again = await world.lifecycle.claim(
+        task.task_id, lease=LEASE, max_attempts=3, provider="backup"
+    )
+    assert again.claimed and again.task.attempts == 1
+    with pytest.raises(FailedPrecondition):
+        await world.lifecycle.complete(task.task_id, claim.run_id, S.TaskResult(), S.Usage())
+
+
+async def test_a_reroute_is_refused_off_the_fallback_list_or_for_another_run(
+    world: World,
+) -> None:
+    task = await world.create(fallbacks=[FALLBACK])
+    claim = await world.lifecycle.claim(task.task_id, lease=LEASE, max_attempts=3)
+    why = S.TaskError(code="PROVIDER_CIRCUIT_OPEN")
+    elsewhere = S.ModelRef(provider="openai", model="gpt-4o")
+    with pytest.raises(FailedPrecondition) as refused:
+        await world.lifecycle.reroute(task.task_id, claim.run_id, elsewhere, why)
+    assert refused.value.reason == "NOT_A_FALLBACK"
+    with pytest.raises(FailedPrecondition) as stale:
+        await world.lifecycle.reroute(task.task_id, "another-run", FALLBACK, why)
+    assert stale.value.reason == "RUN_MISMATCH"
+    assert world.repo.tasks[task.task_id]["status"] == "running"
+
+
+async def test_a_retry_after_a_reroute_starts_from_the_requested_provider(world: World) -> None:
+    task = await world.create(fallbacks=[FALLBACK])
+    claim = await world.lifecycle.claim(task.task_id, lease=LEASE, max_attempts=3)
+    await world.lifecycle.reroute(task.task_id, claim.run_id, FALLBACK, S.TaskError(code="X"))
+    second = await world.lifecycle.claim(
+        task.task_id, lease=LEASE, max_attempts=3, provider="backup"
+    )
+    await world.lifecycle.fail(task.task_id, second.run_id, S.TaskError(code="Y"))
+    retried = await world.lifecycle.retry(task.task_id)
+    assert retried.served_by == S.ModelRef(provider="demo", model="demo-text")
+    assert [m.task_id for m in world.queue.ready("demo")].count(task.task_id) == 2

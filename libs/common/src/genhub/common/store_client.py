@@ -114,9 +114,16 @@ class TaskLifecycle(Protocol):
     or RUN_MISMATCH); a missing task raises NotFound."""
 
     async def claim(
-        self, task_id: str, *, run_id: str = "", lease: float, max_attempts: int
+        self,
+        task_id: str,
+        *,
+        run_id: str = "",
+        lease: float,
+        max_attempts: int,
+        provider: str = "",
     ) -> Claim:
-        """Start a run (or continue ``run_id``); see ClaimTaskRequest."""
+        """Start a run (or continue ``run_id``) of a task ``provider`` serves; see
+        ClaimTaskRequest."""
         ...
 
     async def record_job(
@@ -167,6 +174,17 @@ class TaskLifecycle(Protocol):
         """running -> failed."""
         ...
 
+    async def reroute(
+        self,
+        task_id: str,
+        run_id: str,
+        target: task_pb2.ModelRef,
+        error: task_pb2.TaskError,
+    ) -> task_pb2.Task:
+        """running -> queued on ``target``'s queue (one of the task's fallbacks), ending the run;
+        ``error`` says why (the serving provider's circuit breaker is open)."""
+        ...
+
 
 class TaskStoreClient:
     """Typed calls to task-store. Every call has a deadline; failures raise GenHub errors."""
@@ -192,11 +210,21 @@ class TaskStoreClient:
         return await call(self._stub.ListTasks, request)
 
     async def claim(
-        self, task_id: str, *, run_id: str = "", lease: float, max_attempts: int
+        self,
+        task_id: str,
+        *,
+        run_id: str = "",
+        lease: float,
+        max_attempts: int,
+        provider: str = "",
     ) -> Claim:
         """See TaskLifecycle.claim."""
         request = pb.ClaimTaskRequest(
-            task_id=task_id, run_id=run_id, lease=duration(lease), max_attempts=max_attempts
+            task_id=task_id,
+            run_id=run_id,
+            lease=duration(lease),
+            max_attempts=max_attempts,
+            provider=provider,
         )
         resp = await call(self._stub.ClaimTask, request)
         return Claim(
@@ -275,6 +303,17 @@ class TaskStoreClient:
         """See TaskLifecycle.fail."""
         request = pb.FailTaskRequest(task_id=task_id, run_id=run_id, error=error)
         return (await call(self._stub.FailTask, request)).task
+
+    async def reroute(
+        self,
+        task_id: str,
+        run_id: str,
+        target: task_pb2.ModelRef,
+        error: task_pb2.TaskError,
+    ) -> task_pb2.Task:
+        """See TaskLifecycle.reroute."""
+        request = pb.RerouteTaskRequest(task_id=task_id, run_id=run_id, target=target, error=error)
+        return (await call(self._stub.RerouteTask, request)).task
 
     async def cancel(self, task_id: str) -> task_pb2.Task:
         """Cancel an unfinished task; FailedPrecondition (TASK_FINISHED) once finished."""

@@ -479,6 +479,32 @@ class ProviderCredentials(_message.Message):
 Global___ProviderCredentials: _TypeAlias = ProviderCredentials  # noqa: Y015
 
 @_typing.final
+class ModelRef(_message.Message):
+    """ModelRef names one model of one provider."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    provider: _builtins.str
+    """The provider, e.g. "openai"."""
+    model: _builtins.str
+    """A model of that provider, e.g. "gpt-image-1"."""
+    def __init__(
+        self,
+        *,
+        provider: _builtins.str = ...,
+        model: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "provider", b"provider"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelRef: _TypeAlias = ModelRef  # noqa: Y015
+
+@_typing.final
 class TaskError(_message.Message):
     """TaskError is why a task failed (or why its last attempt failed, while it is retried)."""
 
@@ -730,6 +756,8 @@ class Task(_message.Message):
     FINISH_TIME_FIELD_NUMBER: _builtins.int
     REQUEST_CREDENTIALS_FIELD_NUMBER: _builtins.int
     WEBHOOK_FIELD_NUMBER: _builtins.int
+    FALLBACKS_FIELD_NUMBER: _builtins.int
+    SERVED_BY_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Opaque, URL-safe, time-ordered identifier."""
     user_id: _builtins.str
@@ -802,6 +830,18 @@ class Task(_message.Message):
     def webhook(self) -> Global___Webhook:
         """Where its status changes are posted, if anywhere."""
 
+    @_builtins.property
+    def fallbacks(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelRef]:
+        """Providers and models that may serve the task instead of the requested one, tried in order
+        while the circuit breaker of the one before is open (see docs/design.md, "Failover").
+        """
+
+    @_builtins.property
+    def served_by(self) -> Global___ModelRef:
+        """The provider and model serving the task: the requested ones, or the fallback a circuit
+        breaker re-routed it to.
+        """
+
     def __init__(
         self,
         *,
@@ -828,10 +868,12 @@ class Task(_message.Message):
         finish_time: _timestamp_pb2.Timestamp | None = ...,
         request_credentials: _builtins.bool = ...,
         webhook: Global___Webhook | None = ...,
+        fallbacks: _abc.Iterable[Global___ModelRef] | None = ...,
+        served_by: Global___ModelRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "image", b"image", "result", b"result", "spec", b"spec", "start_time", b"start_time", "text", b"text", "update_time", b"update_time", "usage", b"usage", "video", b"video", "webhook", b"webhook"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "image", b"image", "result", b"result", "served_by", b"served_by", "spec", b"spec", "start_time", b"start_time", "text", b"text", "update_time", b"update_time", "usage", b"usage", "video", b"video", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "idempotency_key", b"idempotency_key", "image", b"image", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "provider_job_id", b"provider_job_id", "request_credentials", b"request_credentials", "result", b"result", "spec", b"spec", "start_time", b"start_time", "status", b"status", "task_id", b"task_id", "text", b"text", "type", b"type", "update_time", b"update_time", "usage", b"usage", "user_id", b"user_id", "video", b"video", "webhook", b"webhook"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "create_time", b"create_time", "error", b"error", "fallbacks", b"fallbacks", "finish_time", b"finish_time", "idempotency_key", b"idempotency_key", "image", b"image", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "provider_job_id", b"provider_job_id", "request_credentials", b"request_credentials", "result", b"result", "served_by", b"served_by", "spec", b"spec", "start_time", b"start_time", "status", b"status", "task_id", b"task_id", "text", b"text", "type", b"type", "update_time", b"update_time", "usage", b"usage", "user_id", b"user_id", "video", b"video", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_spec: _TypeAlias = _typing.Literal["image", "video", "text"]  # noqa: Y015
     _WhichOneofArgType_spec: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015

@@ -56,6 +56,7 @@ class CreateImageTaskRequest(_message.Message):
     WAIT_FIELD_NUMBER: _builtins.int
     CREDENTIALS_FIELD_NUMBER: _builtins.int
     WEBHOOK_FIELD_NUMBER: _builtins.int
+    FALLBACKS_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
     """Provider to run it, e.g. "demo"."""
     model: _builtins.str
@@ -86,6 +87,13 @@ class CreateImageTaskRequest(_message.Message):
     def webhook(self) -> _task_pb2.Webhook:
         """Post the task's status changes to this receiver (see docs/webhooks.md)."""
 
+    @_builtins.property
+    def fallbacks(self) -> _containers.RepeatedCompositeFieldContainer[_task_pb2.ModelRef]:
+        """Other providers and models of the same task type that may serve the task while the
+        requested model's circuit breaker is open, in order; at most 3, each enabled and known to
+        its provider, the spec valid for each. Not with credentials (they belong to one provider).
+        """
+
     def __init__(
         self,
         *,
@@ -99,10 +107,11 @@ class CreateImageTaskRequest(_message.Message):
         wait: _duration_pb2.Duration | None = ...,
         credentials: _task_pb2.ProviderCredentials | None = ...,
         webhook: _task_pb2.Webhook | None = ...,
+        fallbacks: _abc.Iterable[_task_pb2.ModelRef] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "image", b"image", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "idempotency_key", b"idempotency_key", "image", b"image", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "user_id", b"user_id", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "fallbacks", b"fallbacks", "idempotency_key", b"idempotency_key", "image", b"image", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "user_id", b"user_id", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -168,6 +177,7 @@ class CreateVideoTaskRequest(_message.Message):
     WAIT_FIELD_NUMBER: _builtins.int
     CREDENTIALS_FIELD_NUMBER: _builtins.int
     WEBHOOK_FIELD_NUMBER: _builtins.int
+    FALLBACKS_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
     """Provider to run it."""
     model: _builtins.str
@@ -198,6 +208,13 @@ class CreateVideoTaskRequest(_message.Message):
     def webhook(self) -> _task_pb2.Webhook:
         """Post the task's status changes to this receiver (see docs/webhooks.md)."""
 
+    @_builtins.property
+    def fallbacks(self) -> _containers.RepeatedCompositeFieldContainer[_task_pb2.ModelRef]:
+        """Other providers and models of the same task type that may serve the task while the
+        requested model's circuit breaker is open, in order; at most 3, each enabled and known to
+        its provider, the spec valid for each. Not with credentials (they belong to one provider).
+        """
+
     def __init__(
         self,
         *,
@@ -211,10 +228,11 @@ class CreateVideoTaskRequest(_message.Message):
         wait: _duration_pb2.Duration | None = ...,
         credentials: _task_pb2.ProviderCredentials | None = ...,
         webhook: _task_pb2.Webhook | None = ...,
+        fallbacks: _abc.Iterable[_task_pb2.ModelRef] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "video", b"video", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "idempotency_key", b"idempotency_key", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "user_id", b"user_id", "video", b"video", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "fallbacks", b"fallbacks", "idempotency_key", b"idempotency_key", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "user_id", b"user_id", "video", b"video", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -280,6 +298,7 @@ class CreateTextTaskRequest(_message.Message):
     WAIT_FIELD_NUMBER: _builtins.int
     CREDENTIALS_FIELD_NUMBER: _builtins.int
     WEBHOOK_FIELD_NUMBER: _builtins.int
+    FALLBACKS_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
     """Provider to run it."""
     model: _builtins.str
@@ -310,6 +329,13 @@ class CreateTextTaskRequest(_message.Message):
     def webhook(self) -> _task_pb2.Webhook:
         """Post the task's status changes to this receiver (see docs/webhooks.md)."""
 
+    @_builtins.property
+    def fallbacks(self) -> _containers.RepeatedCompositeFieldContainer[_task_pb2.ModelRef]:
+        """Other providers and models of the same task type that may serve the task while the
+        requested model's circuit breaker is open, in order; at most 3, each enabled and known to
+        its provider, the spec valid for each. Not with credentials (they belong to one provider).
+        """
+
     def __init__(
         self,
         *,
@@ -323,10 +349,11 @@ class CreateTextTaskRequest(_message.Message):
         wait: _duration_pb2.Duration | None = ...,
         credentials: _task_pb2.ProviderCredentials | None = ...,
         webhook: _task_pb2.Webhook | None = ...,
+        fallbacks: _abc.Iterable[_task_pb2.ModelRef] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "text", b"text", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "idempotency_key", b"idempotency_key", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "text", b"text", "user_id", b"user_id", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "fallbacks", b"fallbacks", "idempotency_key", b"idempotency_key", "labels", b"labels", "model", b"model", "priority", b"priority", "provider", b"provider", "text", b"text", "user_id", b"user_id", "wait", b"wait", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -837,6 +864,52 @@ class CancelTaskResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelTaskResponse: _TypeAlias = CancelTaskResponse  # noqa: Y015
+
+@_typing.final
+class RetryTaskRequest(_message.Message):
+    """RetryTaskRequest names the failed task to run again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task's id."""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryTaskRequest: _TypeAlias = RetryTaskRequest  # noqa: Y015
+
+@_typing.final
+class RetryTaskResponse(_message.Message):
+    """RetryTaskResponse carries the queued task."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> _task_pb2.Task:
+        """The task, queued again."""
+
+    def __init__(
+        self,
+        *,
+        task: _task_pb2.Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryTaskResponse: _TypeAlias = RetryTaskResponse  # noqa: Y015
 
 @_typing.final
 class WatchTaskRequest(_message.Message):

@@ -96,6 +96,11 @@ class TaskServiceStub:
                 request_serializer=genhub_dot_v1_dot_task__service__pb2.CancelTaskRequest.SerializeToString,
                 response_deserializer=genhub_dot_v1_dot_task__service__pb2.CancelTaskResponse.FromString,
                 _registered_method=True)
+        self.RetryTask = channel.unary_unary(
+                '/genhub.v1.TaskService/RetryTask',
+                request_serializer=genhub_dot_v1_dot_task__service__pb2.RetryTaskRequest.SerializeToString,
+                response_deserializer=genhub_dot_v1_dot_task__service__pb2.RetryTaskResponse.FromString,
+                _registered_method=True)
         self.WatchTask = channel.unary_stream(
                 '/genhub.v1.TaskService/WatchTask',
                 request_serializer=genhub_dot_v1_dot_task__service__pb2.WatchTaskRequest.SerializeToString,
@@ -193,6 +198,14 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryTask(self, request, context):
+        """RetryTask runs a failed task again with a fresh attempt budget (AIP-136 custom method);
+        a task that has not failed answers FAILED_PRECONDITION (reason NOT_FAILED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchTask(self, request, context):
         """WatchTask streams the task on every status change, ending after a terminal state.
         """
@@ -262,6 +275,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.CancelTask,
                     request_deserializer=genhub_dot_v1_dot_task__service__pb2.CancelTaskRequest.FromString,
                     response_serializer=genhub_dot_v1_dot_task__service__pb2.CancelTaskResponse.SerializeToString,
+            ),
+            'RetryTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryTask,
+                    request_deserializer=genhub_dot_v1_dot_task__service__pb2.RetryTaskRequest.FromString,
+                    response_serializer=genhub_dot_v1_dot_task__service__pb2.RetryTaskResponse.SerializeToString,
             ),
             'WatchTask': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchTask,
@@ -595,6 +613,33 @@ class TaskService:
             '/genhub.v1.TaskService/CancelTask',
             genhub_dot_v1_dot_task__service__pb2.CancelTaskRequest.SerializeToString,
             genhub_dot_v1_dot_task__service__pb2.CancelTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.v1.TaskService/RetryTask',
+            genhub_dot_v1_dot_task__service__pb2.RetryTaskRequest.SerializeToString,
+            genhub_dot_v1_dot_task__service__pb2.RetryTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

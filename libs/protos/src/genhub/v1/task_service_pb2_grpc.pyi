@@ -61,6 +61,10 @@ class TaskServiceStub:
     """SearchImages is SearchTasks over image tasks only."""
     CancelTask: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.CancelTaskRequest, _task_service_pb2.CancelTaskResponse]
     """CancelTask stops a task that has not finished; a finished task answers FAILED_PRECONDITION."""
+    RetryTask: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.RetryTaskRequest, _task_service_pb2.RetryTaskResponse]
+    """RetryTask runs a failed task again with a fresh attempt budget (AIP-136 custom method);
+    a task that has not failed answers FAILED_PRECONDITION (reason NOT_FAILED).
+    """
     WatchTask: _grpc.UnaryStreamMultiCallable[_task_service_pb2.WatchTaskRequest, _task_service_pb2.WatchTaskResponse]
     """WatchTask streams the task on every status change, ending after a terminal state."""
 
@@ -97,6 +101,10 @@ class TaskServiceAsyncStub(TaskServiceStub):
     """SearchImages is SearchTasks over image tasks only."""
     CancelTask: _aio.UnaryUnaryMultiCallable[_task_service_pb2.CancelTaskRequest, _task_service_pb2.CancelTaskResponse]  # type: ignore[assignment]
     """CancelTask stops a task that has not finished; a finished task answers FAILED_PRECONDITION."""
+    RetryTask: _aio.UnaryUnaryMultiCallable[_task_service_pb2.RetryTaskRequest, _task_service_pb2.RetryTaskResponse]  # type: ignore[assignment]
+    """RetryTask runs a failed task again with a fresh attempt budget (AIP-136 custom method);
+    a task that has not failed answers FAILED_PRECONDITION (reason NOT_FAILED).
+    """
     WatchTask: _aio.UnaryStreamMultiCallable[_task_service_pb2.WatchTaskRequest, _task_service_pb2.WatchTaskResponse]  # type: ignore[assignment]
     """WatchTask streams the task on every status change, ending after a terminal state."""
 
@@ -202,6 +210,16 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_task_service_pb2.CancelTaskResponse, _abc.Awaitable[_task_service_pb2.CancelTaskResponse]]:
         """CancelTask stops a task that has not finished; a finished task answers FAILED_PRECONDITION."""
+
+    @_abc_1.abstractmethod
+    def RetryTask(
+        self,
+        request: _task_service_pb2.RetryTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.RetryTaskResponse, _abc.Awaitable[_task_service_pb2.RetryTaskResponse]]:
+        """RetryTask runs a failed task again with a fresh attempt budget (AIP-136 custom method);
+        a task that has not failed answers FAILED_PRECONDITION (reason NOT_FAILED).
+        """
 
     @_abc_1.abstractmethod
     def WatchTask(

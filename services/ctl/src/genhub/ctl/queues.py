@@ -1,6 +1,7 @@
 """``genhubctl queues`` and ``genhubctl dlq``: provider queues and dead letters, through the
-RabbitMQ management API (counts, peeks, purges) and AMQP (requeues, which must not lose a
-message: each is published with a broker confirm before it is acked off the dead-letter queue).
+RabbitMQ management API (counts, peeks, purges), and AMQP plus the public API for requeues
+(``requeue.py``: a failed task is retried, a letter leaves the queue only once its outcome is
+confirmed).
 
 Queue names come from ``genhub.common.topology``. A message body holds ids only; sealed
 per-request credentials, if any, are never printed.
@@ -12,13 +13,13 @@ import json
 from typing import Annotated, Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-import aio_pika
 import httpx
 import typer
 from rich.progress import Progress
 
 from genhub.common import topology
 from genhub.ctl.context import Ctl, console, ctl, emit_json, run, table
+from genhub.ctl.requeue import requeue_dead_letters
 
 queues_app = typer.Typer(
     help="Provider queues: depth, consumers, rates.", invoke_without_command=True
@@ -184,48 +185,28 @@ def dlq_requeue(
     provider: str,
     limit: Annotated[int, typer.Option(min=0, help="At most this many (0: all).")] = 0,
 ) -> None:
-    """Move a provider's dead letters back to its work queue, each published (confirmed) before
-    it is removed. Workers skip tasks that task-store already records as finished."""
+    """Give a provider's dead letters another go: a failed task is retried (RetryTask, a fresh
+    attempt budget); a task still queued or running gets its message back; a finished or deleted
+    task's letter is dropped; a letter that cannot be retried (undecodable, or the task ran with
+    its request's own credentials) stays. Each letter leaves the queue only once its outcome is
+    confirmed."""
     c = ctl(ctx)
 
-    async def go() -> int:
-        connection = await aio_pika.connect(c.amqp_url)
-        async with connection:
-            channel = await connection.channel(publisher_confirms=True)
-            await topology.declare(channel, provider)
-            dead = await channel.declare_queue(topology.dead_queue(provider), passive=True)
-            total = dead.declaration_result.message_count or 0
-            if limit:
-                total = min(total, limit)
-            exchange = await channel.get_exchange(topology.TASKS_EXCHANGE)
-            moved = 0
-            with Progress(console=console, disable=c.json, transient=True) as progress:
-                bar = progress.add_task(f"requeueing {provider}", total=total)
-                while moved < total:
-                    message = await dead.get(no_ack=False, fail=False)
-                    if message is None:
-                        break
-                    await exchange.publish(
-                        aio_pika.Message(
-                            message.body,
-                            content_type=message.content_type,
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                            priority=message.priority,
-                            message_id=message.message_id,
-                        ),
-                        routing_key=provider,
-                        mandatory=True,
-                    )
-                    await message.ack()
-                    moved += 1
-                    progress.advance(bar)
-            return moved
+    async def go() -> dict[str, int]:
+        with Progress(console=console, disable=c.json, transient=True) as progress:
+            bar = progress.add_task(f"requeueing {provider}", total=None)
 
-    moved = run(go())
+            def advance(total: int) -> None:
+                progress.update(bar, total=total, advance=1)
+
+            return await requeue_dead_letters(c, provider, limit, advance)
+
+    counts = run(go())
     if c.json:
-        emit_json({"provider": provider, "requeued": moved})
+        emit_json({"provider": provider, **counts})
     else:
-        console.print(f"requeued {moved} message(s) of {provider}", highlight=False)
+        summary = ", ".join(f"{n} {what}" for what, n in counts.items())
+        console.print(f"dead letters of {provider}: {summary}", highlight=False)
 
 
 @dlq_app.command("purge")

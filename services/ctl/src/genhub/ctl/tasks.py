@@ -1,4 +1,4 @@
-"""``genhubctl tasks``: read, list, follow and cancel tasks through the public gRPC API."""
+"""``genhubctl tasks``: read, list, follow, cancel and retry tasks through the public gRPC API."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from genhub.ctl.context import Ctl, as_json, console, ctl, emit_json, emit_line, run, table
 from genhub.v1 import task_pb2, task_service_pb2, task_service_pb2_grpc
 
-app = typer.Typer(help="Tasks: get, list, watch, cancel.", no_args_is_help=True)
+app = typer.Typer(help="Tasks: get, list, watch, cancel, retry.", no_args_is_help=True)
 
 
 class Kind(StrEnum):
@@ -151,3 +151,21 @@ def cancel(ctx: typer.Context, task_id: str) -> None:
         emit_json(as_json(task))
     else:
         console.print(f"cancelled {task.task_id}", highlight=False)
+
+
+@app.command()
+def retry(ctx: typer.Context, task_id: str) -> None:
+    """Run a failed task again with a fresh attempt budget (RetryTask; an error unless it
+    failed, or when it ran with its create request's own credentials)."""
+    c = ctl(ctx)
+
+    async def go() -> task_pb2.Task:
+        async with c.channel() as channel:
+            request = task_service_pb2.RetryTaskRequest(task_id=task_id)
+            return (await _stub(c, channel).RetryTask(request, metadata=c.metadata)).task
+
+    task = run(go())
+    if c.json:
+        emit_json(as_json(task))
+    else:
+        console.print(f"queued {task.task_id} again", highlight=False)

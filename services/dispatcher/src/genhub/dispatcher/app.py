@@ -16,6 +16,7 @@ from genhub.common.secrets import SecretBox
 from genhub.common.server import Server, wait_for_signal
 from genhub.dispatcher.config import DispatcherSettings
 from genhub.dispatcher.credentials import ConfigWatcher
+from genhub.dispatcher.guards import guards
 from genhub.dispatcher.handler import TaskHandler
 from genhub.dispatcher.hooks import Hooks, WorkerHook
 from genhub.dispatcher.log_hook import LogHook
@@ -78,25 +79,27 @@ async def running(
                 SecretBox.from_setting(settings.secrets_keys.get_secret_value()),
             )
             await config.refresh()
-            hooks = Hooks([MetricsHook(adapter.name), LogHook(), *extra_hooks])
-            if media is not None and media.enabled:
-                media_hook = MediaHook(media, adapter)
-                hooks.add(media_hook)
-            handler = TaskHandler(settings, adapter, store, config, hooks)
-            worker = Worker(queue, adapter.name, handler, settings.concurrency)
-            await worker.start()
-            config_task = asyncio.create_task(config.run_forever(settings.config_refresh_seconds))
-            log.info(
-                "worker consuming",
-                extra={"provider": adapter.name, "concurrency": settings.concurrency},
-            )
-            try:
-                yield worker
-            finally:
-                config_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await config_task
-                await worker.drain(settings.drain_grace_seconds)
+            async with guards(settings, adapter.name) as guard_hooks:
+                hooks = Hooks([MetricsHook(adapter.name), LogHook(), *guard_hooks, *extra_hooks])
+                if media is not None and media.enabled:
+                    media_hook = MediaHook(media, adapter)
+                    hooks.add(media_hook)
+                handler = TaskHandler(settings, adapter, store, config, hooks)
+                worker = Worker(queue, adapter.name, handler, settings.concurrency)
+                await worker.start()
+                refresh = config.run_forever(settings.config_refresh_seconds)
+                config_task = asyncio.create_task(refresh)
+                log.info(
+                    "worker consuming",
+                    extra={"provider": adapter.name, "concurrency": settings.concurrency},
+                )
+                try:
+                    yield worker
+                finally:
+                    config_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await config_task
+                    await worker.drain(settings.drain_grace_seconds)
     finally:
         await queue.close()
         if media_hook is not None:

@@ -27,3 +27,18 @@ class DispatcherSettings(InfraSettings):
     # The gRPC health service (and reflection) the worker answers probes on: NOT_SERVING
     # until it consumes, and again while it drains.
     health_listen: ListenAddress = f"{ALL_INTERFACES}:50053"
+
+    # Redis keys (limits, breakers) live under this prefix: the same on every replica, and the
+    # gateway's and task-store's ``events_prefix`` (genhubctl reads them there).
+    events_prefix: str = "genhub:"
+    # This provider's limits, shared by every replica through Redis (0: unlimited). A worker
+    # over a limit parks the message in a delay queue without spending an attempt.
+    provider_requests_per_minute: int = Field(default=0, ge=0)
+    provider_burst: int = Field(default=0, ge=0)  # calls at once after a lull (0: per minute)
+    provider_max_concurrent_jobs: int = Field(default=0, ge=0)
+    # Circuit breaker per provider and model (genhub.common.breaker): opens after this many
+    # consecutive provider-side failures (quota exhaustion: at once), probes after the cooldown.
+    breaker_enabled: bool = True
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_open_seconds: float = Field(default=30.0, gt=0)
+    breaker_max_open_seconds: float = Field(default=600.0, gt=0)

@@ -32,10 +32,11 @@ from genhub.common.task_queue import ACK, DEAD_LETTER, REQUEUE, Action, Delivery
 from genhub.common.topology import MessageKind
 from genhub.dispatcher.config import DispatcherSettings
 from genhub.dispatcher.credentials import ConfigWatcher
-from genhub.dispatcher.hooks import Hooks, Run
+from genhub.dispatcher.hooks import FailFast, Hooks, Reroute, Run
 from genhub.dispatcher.outcome import check_output
 from genhub.providers.sdk import (
     Call,
+    ErrorClass,
     Finished,
     Pending,
     PermanentError,
@@ -61,6 +62,7 @@ _SKIPS = {
     pb.SKIP_REASON_LEASED: "leased",
     pb.SKIP_REASON_RUN_ENDED: "run ended",
     pb.SKIP_REASON_EXHAUSTED: "exhausted",
+    pb.SKIP_REASON_REROUTED: "rerouted",
 }
 
 
@@ -99,6 +101,7 @@ class TaskHandler:
                 run_id=message.run_id if message.kind is MessageKind.POLL else "",
                 lease=self._lease,
                 max_attempts=self._settings.max_attempts,
+                provider=self._provider.name,
             )
             if not claim.claimed:
                 return await self._skipped(delivery, claim)
@@ -175,7 +178,7 @@ class TaskHandler:
         return Call(task=task, model=model, attempt=task.attempts, config=config)
 
     async def _run(self, delivery: Delivery, claim: Claim) -> Verdict:
-        task = claim.task
+        task = _served(claim.task)
         model = await self._resolve_model(task.model)
         fallback = Call(task=task, model=model or provider_pb2.Model(), attempt=task.attempts)
         run = Run(self._provider.name, task, claim.run_id, fallback)
@@ -188,14 +191,21 @@ class TaskHandler:
             run = Run(run.provider, task, claim.run_id, self._call(task, model, delivery))
             if delivery.message.kind is MessageKind.POLL:
                 return await self._poll(run, delivery)
+            if not (model.long_running and task.provider_job_id):
+                await self.hooks.before_run(run)  # new provider work: limits, breakers
             if model.long_running:
                 return await self._start_job(run, delivery)
             finished = await self._leased(run, "generate", self._provider.generate(run.call))
             return await self._finish(run, finished)
         except ProviderError as exc:
             return await self._failed(run, delivery, exc)
+        except Reroute as detour:
+            return await self._reroute(run, detour)
+        except FailFast as refusal:
+            return await self._fail_fast(run, delivery, refusal.error)
         except RunLost as exc:
             log.info("%s; result abandoned", exc)
+            await self.hooks.on_abandon(run, "run lost")
             return ACK
         except asyncio.CancelledError:
             # Draining past the grace period: give the run back now, so the next worker need
@@ -218,6 +228,8 @@ class TaskHandler:
             )
         except GenHubError as exc:
             log.warning("run not handed back; its lease will lapse: %s", exc)
+            return
+        await self.hooks.on_abandon(run, "worker stopped")
 
     async def _start_job(self, run: Run, delivery: Delivery) -> Verdict:
         task = run.task
@@ -252,6 +264,7 @@ class TaskHandler:
                 await self._timed(run, "cancel", self._provider.cancel(run.call, submitted.job_id))
             except ProviderError as exc:
                 log.warning("provider job not cancelled: %s", exc)
+            await self.hooks.on_abandon(run, "run ended while submitting")
         return ACK
 
     def _poll_delay(self, suggested: float) -> float:
@@ -264,7 +277,7 @@ class TaskHandler:
             run, "poll", self._provider.poll(run.call, task.provider_job_id)
         )
         if isinstance(outcome, Pending):
-            with contextlib.suppress(FailedPrecondition, NotFound):
+            try:
                 await self._store_call(
                     lambda: self._store.heartbeat(
                         task.task_id,
@@ -274,6 +287,8 @@ class TaskHandler:
                         sealed_credentials=delivery.message.credentials,
                     )
                 )
+            except (FailedPrecondition, NotFound):
+                await self.hooks.on_abandon(run, "run ended while polling")
             return ACK
         return await self._finish(run, outcome)
 
@@ -289,6 +304,7 @@ class TaskHandler:
             )
         except (FailedPrecondition, NotFound) as exc:
             log.info("result discarded: %s", exc.message)
+            await self.hooks.on_abandon(run, "result refused")
             return ACK
         await self.hooks.on_complete(run, task)
         return ACK
@@ -324,13 +340,47 @@ class TaskHandler:
                 return ACK
             await self._store_call(lambda: self._store.fail(task.task_id, run.run_id, error))
         except (FailedPrecondition, NotFound):
-            return ACK  # cancelled, deleted or taken over meanwhile
+            # Cancelled, deleted or taken over meanwhile.
+            await self.hooks.on_abandon(run, "run ended before its failure was recorded")
+            return ACK
         await self.hooks.on_fail(run, exc)
         if exc.retryable:
             # Exhausted retries go to the dead-letter queue for an operator to inspect or requeue.
             await self.hooks.on_dead_letter(delivery, "attempts exhausted")
             return DEAD_LETTER
         return ACK
+
+    async def _reroute(self, run: Run, detour: Reroute) -> Verdict:
+        """Hand the task to a fallback (its provider's queue gets the run message)."""
+        try:
+            await self._store_call(
+                lambda: self._store.reroute(
+                    run.task.task_id, run.run_id, detour.target, detour.error
+                )
+            )
+        except (FailedPrecondition, NotFound) as exc:
+            log.info("not re-routed: %s", exc.message)
+            await self.hooks.on_abandon(run, "run ended before it was re-routed")
+            return ACK
+        await self.hooks.on_reroute(run, detour.target)
+        return ACK
+
+    async def _fail_fast(self, run: Run, delivery: Delivery, error: task_pb2.TaskError) -> Verdict:
+        """Fail the task without calling its provider; the message goes to the dead letters,
+        from which an operator's requeue runs it again (RetryTask) once the provider is back."""
+        try:
+            await self._store_call(lambda: self._store.fail(run.task.task_id, run.run_id, error))
+        except (FailedPrecondition, NotFound):
+            await self.hooks.on_abandon(run, "run ended before its failure was recorded")
+            return ACK
+        refused = ProviderError(
+            error.message,
+            code=error.code,
+            error_class=ErrorClass(error.error_class) if error.error_class else None,
+        )
+        await self.hooks.on_fail(run, refused)
+        await self.hooks.on_dead_letter(delivery, error.code.lower())
+        return DEAD_LETTER
 
     async def _store_call(self, make: Callable[[], Awaitable[T]]) -> T:
         """A lifecycle call after the provider answered: worth riding out a short task-store
@@ -388,6 +438,18 @@ class TaskHandler:
                 raise RunLost(f"run {run.run_id} ended while its provider call ran") from None
             except Unavailable as exc:
                 log.warning("lease not renewed: %s", exc)
+
+
+def _served(task: task_pb2.Task) -> task_pb2.Task:
+    """The task as the serving provider's adapter sees it: once a circuit breaker re-routed it,
+    ``provider`` and ``model`` are the fallback's (the stored request keeps its own)."""
+    served = task.served_by
+    if not served.model or (served.provider, served.model) == (task.provider, task.model):
+        return task
+    view = task_pb2.Task()
+    view.CopyFrom(task)
+    view.provider, view.model = served.provider, served.model
+    return view
 
 
 class RunLost(Exception):

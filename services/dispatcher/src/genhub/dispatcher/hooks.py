@@ -3,10 +3,17 @@ the worker without being written into its control flow (dramatiq's middleware sh
 
 A hook subclasses :class:`WorkerHook` and overrides what it needs; :class:`Hooks` calls every
 hook in order. Observers (``after_call``, ``on_*``) cannot break a task: an exception there is
-logged and the next hook runs. Two points may change the course of a task:
-``before_claim`` (return a delay to put the message back unclaimed: no attempt is spent) and
-``on_output`` (return a replacement output, e.g. with media moved into the object store; raise a
-ProviderError to fail the attempt).
+logged and the next hook runs. Three points may change the course of a task:
+``before_claim`` (return a delay to put the message back unclaimed: no attempt is spent, e.g. a
+provider rate limit), ``before_run`` (raise :class:`Reroute` or :class:`FailFast` instead of
+calling the provider, e.g. an open circuit breaker) and ``on_output`` (return a replacement
+output, e.g. with media moved into the object store; raise a ProviderError to fail the attempt).
+
+Every claimed run ends in exactly one of ``on_complete``, ``on_retry``, ``on_fail``,
+``on_reroute`` or ``on_abandon``, except a long-running job's run, which spans several
+deliveries (submit, then polls) and ends in one of them once, and a run whose worker died or
+lost task-store, which ends when its lease lapses (the task's next run takes over). A hook
+holding a resource for a run (a provider's concurrency slot) releases it there.
 """
 
 from __future__ import annotations
@@ -32,12 +39,38 @@ class Run:
     call: Call
 
 
+class Reroute(Exception):
+    """Raised by ``before_run``: do not call this provider; hand the task to ``target`` (one of
+    its fallbacks) through task-store's RerouteTask. ``error`` says why (kept as the task's last
+    error)."""
+
+    def __init__(self, target: task_pb2.ModelRef, error: task_pb2.TaskError) -> None:
+        super().__init__(f"re-routed to {target.provider}/{target.model}: {error.message}")
+        self.target = target
+        self.error = error
+
+
+class FailFast(Exception):
+    """Raised by ``before_run``: do not call the provider; fail the task now with ``error`` and
+    put its message in the dead-letter queue, where an operator can requeue it (RetryTask) once
+    the provider is back."""
+
+    def __init__(self, error: task_pb2.TaskError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class WorkerHook:
     """Base class: every method is a no-op."""
 
     async def before_claim(self, delivery: Delivery) -> float | None:
         """Seconds to wait before this message may be claimed, or None to go ahead."""
         return None
+
+    async def before_run(self, run: Run) -> None:
+        """A claimed run is about to start new provider work (``generate``, or ``submit`` of a
+        long-running job; never a poll of a job already submitted). Raise :class:`Reroute` or
+        :class:`FailFast` to stop it."""
 
     async def before_call(self, run: Run, operation: str) -> None:
         """A provider call (``generate``, ``submit``, ``poll``, ``cancel``) is about to start."""
@@ -66,6 +99,13 @@ class WorkerHook:
     async def on_skip(self, delivery: Delivery, reason: str) -> None:
         """The message was settled without a run (deleted, finished, leased, ...)."""
 
+    async def on_reroute(self, run: Run, target: task_pb2.ModelRef) -> None:
+        """The run ended by re-routing the task to ``target``."""
+
+    async def on_abandon(self, run: Run, reason: str) -> None:
+        """The run ended without an outcome of its own: cancelled, deleted or taken over while it
+        ran, its result refused by task-store, or handed back by a stopping worker."""
+
 
 class Hooks(WorkerHook):
     """Every hook, called in order."""
@@ -81,6 +121,11 @@ class Hooks(WorkerHook):
         """The longest delay any hook asks for."""
         delays = [d for h in self._hooks if (d := await h.before_claim(delivery)) is not None]
         return max(delays) if delays else None
+
+    async def before_run(self, run: Run) -> None:
+        """Each hook in order; the first Reroute or FailFast raised stops the run."""
+        for hook in self._hooks:
+            await hook.before_run(run)
 
     async def on_output(self, run: Run, finished: Finished) -> Finished:
         """Each hook's output feeds the next."""
@@ -124,6 +169,16 @@ class Hooks(WorkerHook):
         """See WorkerHook."""
         for hook in self._hooks:
             await _observe(hook.on_skip(delivery, reason))
+
+    async def on_reroute(self, run: Run, target: task_pb2.ModelRef) -> None:
+        """See WorkerHook."""
+        for hook in self._hooks:
+            await _observe(hook.on_reroute(run, target))
+
+    async def on_abandon(self, run: Run, reason: str) -> None:
+        """See WorkerHook."""
+        for hook in self._hooks:
+            await _observe(hook.on_abandon(run, reason))
 
 
 async def _observe(pending: Awaitable[None]) -> None:

@@ -42,6 +42,7 @@ USER_METHODS = frozenset(
                 "ListTasks",
                 "DeleteTask",
                 "CancelTask",
+                "RetryTask",
                 "WatchTask",
                 "SearchTasks",
                 "ListImages",

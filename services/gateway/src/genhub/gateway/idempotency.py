@@ -4,10 +4,11 @@ Task-store keeps one task per (user, ``idempotency_key``) and answers a repeat w
 task (``created`` False). The gateway then compares that task with the one this request would
 have created: an exact repeat (a client retrying after a lost answer) gets the first task; any
 difference -- prompt or any other spec field, task type (text vs image route, gRPC or REST),
-provider, model, priority, labels, per-request credentials or not -- is ALREADY_EXISTS (HTTP
-409) naming ``idempotency_key``, because answering with a task for another request would be
-wrong either way (Stripe and the IETF Idempotency-Key draft answer 422/409 likewise).
-``wait`` is not part of the request's identity: it only says how long this answer may wait.
+provider, model, fallbacks, priority, labels, per-request credentials or not -- is
+ALREADY_EXISTS (HTTP 409) naming ``idempotency_key``, because answering with a task for another
+request would be wrong either way (Stripe and the IETF Idempotency-Key draft answer 422/409
+likewise). ``wait`` is not part of the request's identity: it only says how long this answer
+may wait.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ REQUEST_FIELDS = (
     "video",
     "text",
     "request_credentials",
+    "fallbacks",
 )
 
 

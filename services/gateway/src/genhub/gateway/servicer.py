@@ -17,6 +17,7 @@ from genhub.common.task_states import TERMINAL
 from genhub.egress import EgressPolicy, Resolver
 from genhub.gateway import idempotency, tenancy, validation
 from genhub.gateway.catalogue import Catalogue
+from genhub.gateway.fallbacks import check_fallbacks
 from genhub.gateway.page_tokens import PageTokens
 from genhub.gateway.watcher import TaskWatcher
 from genhub.store.v1 import task_store_pb2
@@ -85,6 +86,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             v.add(kind, "is required")
         model = await self._model(request, task_type, v)
         check(v, getattr(request, kind), model)
+        check_fallbacks(v, await self._catalogue.providers(), request, kind, task_type, check)
         if request.HasField("webhook"):
             validation.check_webhook(v, request.webhook)
         await validation.check_remote_urls(
@@ -128,6 +130,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             priority=request.priority or S.PRIORITY_DEFAULT,
             labels=request.labels,
             webhook=request.webhook if request.HasField("webhook") else None,
+            fallbacks=request.fallbacks,
         )
 
     async def _create(self, task: task_pb2.Task, request: Any) -> task_pb2.Task:
@@ -290,6 +293,22 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         # Ownership first: another tenant's task is NOT_FOUND, never cancelled.
         tenancy.check_owner(await self._store.get(request.task_id))
         return task_service_pb2.CancelTaskResponse(task=await self._store.cancel(request.task_id))
+
+    async def RetryTask(
+        self, request: task_service_pb2.RetryTaskRequest, context: Context
+    ) -> task_service_pb2.RetryTaskResponse:
+        """Run a failed task again with a fresh attempt budget; FAILED_PRECONDITION unless it
+        failed, or when it ran with per-request credentials (never stored, so gone)."""
+        _require_task_id(request.task_id)
+        task = tenancy.check_owner(await self._store.get(request.task_id))
+        if task.request_credentials and task.status == S.TASK_STATUS_FAILED:
+            raise FailedPrecondition(
+                f"task {task.task_id} ran with credentials given in its create request; they "
+                "are never stored, so it cannot run again: create it again with them",
+                reason="CREDENTIALS_NOT_STORED",
+                metadata={"task_id": task.task_id},
+            )
+        return task_service_pb2.RetryTaskResponse(task=await self._store.retry(request.task_id))
 
     async def WatchTask(
         self, request: task_service_pb2.WatchTaskRequest, context: Context

@@ -4,7 +4,7 @@
   ``user_id`` must be empty or that user's own id — another id is PERMISSION_DENIED naming
   ``user_id`` (AIP-211: asking to act as someone else is an authorisation failure; the id is
   never silently replaced). An admin key may create for any user (empty: the admin's own id);
-* a user's Get/Watch/Cancel/Delete of another user's task answers NOT_FOUND, word for word as
+* a user's Get/Watch/Cancel/Retry/Delete of another user's task answers NOT_FOUND, word for word as
   for a task that does not exist, so task ids of other tenants cannot be probed;
 * a user's list and search are restricted to their own tasks (an empty ``user_id`` filter means
   "mine"; another user's id is PERMISSION_DENIED); an admin's empty filter means everyone's.

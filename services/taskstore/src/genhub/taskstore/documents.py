@@ -59,6 +59,13 @@ def dedupe_key(task: task_pb2.Task) -> str:
     return f"id:{task.task_id}"
 
 
+def route(doc: dict[str, Any]) -> tuple[str, str]:
+    """The (provider, model) serving a stored task: the requested ones unless a circuit breaker
+    re-routed it to a fallback (``served_by``). Its queue messages go to that provider."""
+    served = doc.get("served_by") or {}
+    return served.get("provider") or doc["provider"], served.get("model") or doc["model"]
+
+
 def to_document(task: task_pb2.Task) -> dict[str, Any]:
     """What a new task's document holds from the request; ``lifecycle.new_document`` adds the
     lifecycle fields (status, attempts, run, lease, outbox, times)."""
@@ -82,6 +89,8 @@ def to_document(task: task_pb2.Task) -> dict[str, Any]:
         "provider_job_id": "",
         "request_credentials": task.request_credentials,
         "webhook": _dict(task.webhook) if task.HasField("webhook") else None,
+        "fallbacks": [{"provider": f.provider, "model": f.model} for f in task.fallbacks],
+        "served_by": None,
         "started_at": None,
         "finished_at": None,
     }
@@ -181,6 +190,11 @@ def from_document(doc: dict[str, Any]) -> task_pb2.Task:
     for key in ("error", "result", "usage", "webhook"):
         if doc.get(key):
             parse_stored(doc[key], getattr(task, key))
+    for fallback in doc.get("fallbacks") or ():
+        task.fallbacks.add(provider=fallback["provider"], model=fallback["model"])
+    if "provider" in doc:
+        provider, model = route(doc)
+        task.served_by.provider, task.served_by.model = provider, model
     for field, key in (
         ("create_time", "created_at"),
         ("update_time", "updated_at"),

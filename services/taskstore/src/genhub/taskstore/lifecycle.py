@@ -20,6 +20,7 @@ republish      queued/pending, untouched since t       queued                run
 cancel         pending, queued, running                cancelled             -
 retry          failed                                  queued (attempts 0)   run
 expire         succeeded                               expired               -
+reroute        running, same run                       queued (attempts 0)   run (fallback's)
 ============== ======================================= ===================== ================
 
 "Publishes" is the transactional outbox: the step's write also stamps the task with the relay
@@ -57,6 +58,7 @@ class Clause:
     lease_lapsed_at: datetime | None = None  # the run's lease must have ended before this
     attempts_below: int | None = None  # fewer attempts than this
     untouched_since: datetime | None = None  # updated_at before this
+    provider: str = ""  # the task must be served by this provider (see documents.route)
 
     def matches(self, doc: Mapping[str, Any]) -> bool:
         """Whether ``doc`` satisfies this clause (evaluated in Python: gate and twin)."""
@@ -77,6 +79,10 @@ class Clause:
             updated = doc.get("updated_at")
             if updated is None or not updated < self.untouched_since:
                 return False
+        if self.provider:
+            served = doc.get("served_by") or {}
+            if (served.get("provider") or doc.get("provider")) != self.provider:
+                return False
         return True
 
     def to_filter(self) -> dict[str, Any]:
@@ -90,6 +96,11 @@ class Clause:
             query["attempts"] = {"$lt": self.attempts_below}
         if self.untouched_since is not None:
             query["updated_at"] = {"$lt": self.untouched_since}
+        if self.provider:
+            query["$or"] = [
+                {"served_by": None, "provider": self.provider},
+                {"served_by.provider": self.provider},
+            ]
         return query
 
 
@@ -219,13 +230,19 @@ def create(sealed_credentials: str = "") -> Publish:
     return Publish(MessageKind.RUN, sealed_credentials=sealed_credentials)
 
 
-def claim(now: datetime, lease: float, max_attempts: int) -> Step:
+def claim(now: datetime, lease: float, max_attempts: int, provider: str = "") -> Step:
     """Start a new run: a queued task, or a running one whose worker's lease lapsed (its worker
-    died) while attempts remain. Counts an attempt and issues a run id."""
+    died) while attempts remain. Counts an attempt and issues a run id. With ``provider`` (the
+    claiming worker's), only a task that provider serves."""
     guard = Guard(
         (
-            Clause(frozenset({"queued", "pending"})),
-            Clause(frozenset({"running"}), lease_lapsed_at=now, attempts_below=max_attempts),
+            Clause(frozenset({"queued", "pending"}), provider=provider),
+            Clause(
+                frozenset({"running"}),
+                lease_lapsed_at=now,
+                attempts_below=max_attempts,
+                provider=provider,
+            ),
         )
     )
     return _step(
@@ -365,12 +382,14 @@ def cancel(now: datetime) -> Step:
 
 
 def retry(now: datetime) -> Step:
-    """Run a failed task again with a fresh attempt budget (an operator's decision)."""
+    """Run a failed task again with a fresh attempt budget (an operator's decision), from the
+    requested provider and model again (a fallback that served it is forgotten)."""
     return _step(
         "retry",
         _only("failed"),
         "queued",
         {
+            "served_by": None,
             "attempts": 0,
             "run_id": "",
             "lease_until": None,
@@ -386,3 +405,28 @@ def expire(now: datetime) -> Step:
     """Mark a succeeded task's results as purged (its stored media deleted for age). The result
     keeps its references (sizes, checksums) as a record; no URL is handed out for them again."""
     return _step("expire", _only("succeeded"), "expired", {"updated_at": now})
+
+
+def reroute(run_id: str, provider: str, model: str, error: Document, now: datetime) -> Step:
+    """End the run and queue the task for one of its fallbacks (its provider's circuit breaker
+    is open): it is served by ``provider``/``model`` from now on, with a fresh attempt budget.
+    Bounded: the target must be one of the task's fallbacks (``Lifecycle.reroute`` checks; a
+    task's fallbacks never change after it is created, so that check needs no guard), and
+    workers only move a task forward through that list. The worker re-routes before submitting
+    anything, so no provider job is left behind (``provider_job_id`` is cleared all the same).
+    """
+    return _step(
+        "reroute",
+        _only("running", run_id=run_id),
+        "queued",
+        {
+            "served_by": {"provider": provider, "model": model},
+            "attempts": 0,
+            "run_id": "",
+            "lease_until": None,
+            "provider_job_id": "",
+            "error": error,
+            "updated_at": now,
+        },
+        publish=Publish(MessageKind.RUN),
+    )

@@ -136,21 +136,27 @@ class Lifecycle:
         return documents.from_document(doc)
 
     async def claim(
-        self, task_id: str, *, run_id: str = "", lease: float, max_attempts: int
+        self,
+        task_id: str,
+        *,
+        run_id: str = "",
+        lease: float,
+        max_attempts: int,
+        provider: str = "",
     ) -> Claim:
         """Start a run (or continue ``run_id``); see ClaimTaskRequest for the skip reasons."""
         now = self._clock()
         if run_id:
             step = lifecycle.resume(run_id, now, lease)
         else:
-            step = lifecycle.claim(now, lease, max_attempts)
+            step = lifecycle.claim(now, lease, max_attempts, provider)
         taken = await self._step(task_id, step)
         if taken is not None:
             doc, task = taken
             return Claim(task, str(doc["run_id"]))
-        return await self._skip(task_id, run_id, now)
+        return await self._skip(task_id, run_id, now, provider)
 
-    async def _skip(self, task_id: str, run_id: str, now: datetime) -> Claim:
+    async def _skip(self, task_id: str, run_id: str, now: datetime, provider: str) -> Claim:
         doc = await self.repository.get(task_id)
         if doc is None:
             return Claim(task_pb2.Task(), "", pb.SKIP_REASON_NOT_FOUND)
@@ -160,6 +166,8 @@ class Lifecycle:
             return Claim(task, "", pb.SKIP_REASON_CANCELLED)
         if status in ("succeeded", "failed", "expired"):
             return Claim(task, "", pb.SKIP_REASON_FINISHED)
+        if provider and not run_id and documents.route(doc)[0] != provider:
+            return Claim(task, "", pb.SKIP_REASON_REROUTED)
         if run_id and (status != "running" or doc.get("run_id") != run_id):
             return Claim(task, "", pb.SKIP_REASON_RUN_ENDED)
         lease = doc.get("lease_until")
@@ -276,6 +284,29 @@ class Lifecycle:
             reason="NOT_SUCCEEDED",
             metadata={"status": status},
         )
+
+    async def reroute(
+        self,
+        task_id: str,
+        run_id: str,
+        target: task_pb2.ModelRef,
+        error: task_pb2.TaskError,
+    ) -> task_pb2.Task:
+        """See TaskLifecycle.reroute: FailedPrecondition NOT_A_FALLBACK when ``target`` is not
+        one of the task's fallbacks; RUN_MISMATCH or STATUS_MISMATCH as for any run step."""
+        current = await self.get(task_id)
+        if not any(
+            f.provider == target.provider and f.model == target.model for f in current.fallbacks
+        ):
+            raise FailedPrecondition(
+                f"{target.provider}/{target.model} is not a fallback of task {task_id}",
+                reason="NOT_A_FALLBACK",
+                metadata={"provider": target.provider, "model": target.model},
+            )
+        step = lifecycle.reroute(
+            run_id, target.provider, target.model, documents.as_dict(error), self._clock()
+        )
+        return await self._apply(task_id, step)
 
     async def requeue_lost_run(self, doc: Document) -> task_pb2.Task | None:
         """Hand back the run of ``doc`` if its lease is still lapsed (the reaper)."""

@@ -49,10 +49,11 @@ class _Unsent:
 
 
 def message_for(doc: Document, intent: Publish) -> tuple[str, TaskMessage, Priority]:
-    """The (provider, message, priority) a step's intent publishes for task ``doc``."""
+    """The (provider, message, priority) a step's intent publishes for task ``doc``: to the
+    queue of the provider serving it (a fallback's, once re-routed)."""
     message = TaskMessage(doc["_id"], intent.kind, intent.run_id, intent.sealed_credentials)
     priority = documents.PRIORITY_BY_NAME.get(doc.get("priority", ""), task_pb2.PRIORITY_DEFAULT)
-    return doc["provider"], message, priority
+    return documents.route(doc)[0], message, priority
 
 
 class Outbox:

@@ -108,7 +108,7 @@ class Reaper:
         # Exhausted: the message joins the dead letters, where operators look for failures.
         try:
             await self._queue.dead_letter(
-                failed.provider,
+                failed.served_by.provider or failed.provider,
                 TaskMessage(failed.task_id, MessageKind.RUN),
                 priority=failed.priority,
             )

@@ -119,6 +119,7 @@ class TaskStoreServicer(task_store_pb2_grpc.TaskStoreServiceServicer):
             run_id=request.run_id,
             lease=_seconds(request.lease, "lease", required=True),
             max_attempts=request.max_attempts,
+            provider=request.provider,
         )
         response = pb.ClaimTaskResponse(
             task=claim.task, run_id=claim.run_id, skip_reason=claim.skip
@@ -208,6 +209,18 @@ class TaskStoreServicer(task_store_pb2_grpc.TaskStoreServiceServicer):
     ) -> pb.ExpireTaskResponse:
         """succeeded -> expired (the media retention sweep)."""
         return pb.ExpireTaskResponse(task=await self._lifecycle.expire(_task_id(request.task_id)))
+
+    async def RerouteTask(
+        self, request: pb.RerouteTaskRequest, context: Context
+    ) -> pb.RerouteTaskResponse:
+        """running -> queued for one of the task's fallbacks."""
+        _require("run_id", request.run_id)
+        _require("target.provider", request.target.provider)
+        _require("target.model", request.target.model)
+        task = await self._lifecycle.reroute(
+            _task_id(request.task_id), request.run_id, request.target, request.error
+        )
+        return pb.RerouteTaskResponse(task=task)
 
     async def DeleteTask(
         self, request: pb.DeleteTaskRequest, context: Context

@@ -44,6 +44,8 @@ class _SkipReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SkipReason
     """Runs kept dying with their workers until the attempts were used up; the task is failed now
     and the message belongs in the dead-letter queue.
     """
+    SKIP_REASON_REROUTED: _SkipReason.ValueType  # 7
+    """The task is served by another provider now (re-routed to a fallback); the message is stale."""
 
 class SkipReason(_SkipReason, metaclass=_SkipReasonEnumTypeWrapper):
     """SkipReason says why a claim did not start or continue a run."""
@@ -64,6 +66,8 @@ SKIP_REASON_EXHAUSTED: SkipReason.ValueType  # 6
 """Runs kept dying with their workers until the attempts were used up; the task is failed now
 and the message belongs in the dead-letter queue.
 """
+SKIP_REASON_REROUTED: SkipReason.ValueType  # 7
+"""The task is served by another provider now (re-routed to a fallback); the message is stale."""
 Global___SkipReason: _TypeAlias = SkipReason  # noqa: Y015
 
 @_typing.final
@@ -252,6 +256,7 @@ class ClaimTaskRequest(_message.Message):
     RUN_ID_FIELD_NUMBER: _builtins.int
     LEASE_FIELD_NUMBER: _builtins.int
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """The task's id."""
     run_id: _builtins.str
@@ -259,6 +264,11 @@ class ClaimTaskRequest(_message.Message):
     max_attempts: _builtins.int
     """Attempts allowed in all (the worker's policy). A run whose lease lapsed with this many
     attempts made is failed (WORKER_CRASHED) instead of started again.
+    """
+    provider: _builtins.str
+    """The claiming worker's provider: a task served by another provider (re-routed to a fallback
+    while this one's circuit breaker was open) is skipped as SKIP_REASON_REROUTED, so a stale
+    message in this provider's queue cannot start it here. Empty: any provider.
     """
     @_builtins.property
     def lease(self) -> _duration_pb2.Duration:
@@ -273,10 +283,11 @@ class ClaimTaskRequest(_message.Message):
         run_id: _builtins.str = ...,
         lease: _duration_pb2.Duration | None = ...,
         max_attempts: _builtins.int = ...,
+        provider: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease", "max_attempts", b"max_attempts", "run_id", b"run_id", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease", "max_attempts", b"max_attempts", "provider", b"provider", "run_id", b"run_id", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -781,6 +792,68 @@ class ExpireTaskResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExpireTaskResponse: _TypeAlias = ExpireTaskResponse  # noqa: Y015
+
+@_typing.final
+class RerouteTaskRequest(_message.Message):
+    """RerouteTaskRequest moves a run's task to a fallback provider and model."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task's id."""
+    run_id: _builtins.str
+    """The run that found its provider unavailable."""
+    @_builtins.property
+    def target(self) -> _task_pb2.ModelRef:
+        """The fallback to serve the task: one of task.fallbacks."""
+
+    @_builtins.property
+    def error(self) -> _task_pb2.TaskError:
+        """Why (recorded as the task's last error, e.g. PROVIDER_CIRCUIT_OPEN)."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        target: _task_pb2.ModelRef | None = ...,
+        error: _task_pb2.TaskError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "run_id", b"run_id", "target", b"target", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RerouteTaskRequest: _TypeAlias = RerouteTaskRequest  # noqa: Y015
+
+@_typing.final
+class RerouteTaskResponse(_message.Message):
+    """RerouteTaskResponse carries the re-routed task."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> _task_pb2.Task:
+        """The task, queued for its new provider."""
+
+    def __init__(
+        self,
+        *,
+        task: _task_pb2.Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RerouteTaskResponse: _TypeAlias = RerouteTaskResponse  # noqa: Y015
 
 @_typing.final
 class DeleteTaskRequest(_message.Message):

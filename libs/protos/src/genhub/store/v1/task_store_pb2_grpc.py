@@ -30,12 +30,13 @@ class TaskStoreServiceStub:
     Gateway and dispatcher use it; it is not exposed to clients.
 
     The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
-    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire) and
-    act on the answer. Each operation owns its allowed from-states and its field changes
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire,
+    re-route) and act on the answer. Each operation owns its allowed from-states and its field
+    changes
     (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
-    record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
-    (a transactional outbox) and task-store publishes it, so a crash can never leave a task
-    without its message.
+    record job, heartbeat with a poll, schedule retry, retry, re-route) record the intent in the
+    same write (a transactional outbox) and task-store publishes it, so a crash can never leave a
+    task without its message.
     """
 
     def __init__(self, channel):
@@ -104,6 +105,11 @@ class TaskStoreServiceStub:
                 request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ExpireTaskRequest.SerializeToString,
                 response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ExpireTaskResponse.FromString,
                 _registered_method=True)
+        self.RerouteTask = channel.unary_unary(
+                '/genhub.store.v1.TaskStoreService/RerouteTask',
+                request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RerouteTaskRequest.SerializeToString,
+                response_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RerouteTaskResponse.FromString,
+                _registered_method=True)
         self.DeleteTask = channel.unary_unary(
                 '/genhub.store.v1.TaskStoreService/DeleteTask',
                 request_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.DeleteTaskRequest.SerializeToString,
@@ -131,12 +137,13 @@ class TaskStoreServiceServicer:
     Gateway and dispatcher use it; it is not exposed to clients.
 
     The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
-    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire) and
-    act on the answer. Each operation owns its allowed from-states and its field changes
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire,
+    re-route) and act on the answer. Each operation owns its allowed from-states and its field
+    changes
     (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
-    record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
-    (a transactional outbox) and task-store publishes it, so a crash can never leave a task
-    without its message.
+    record job, heartbeat with a poll, schedule retry, retry, re-route) record the intent in the
+    same write (a transactional outbox) and task-store publishes it, so a crash can never leave a
+    task without its message.
     """
 
     def CreateTask(self, request, context):
@@ -223,6 +230,16 @@ class TaskStoreServiceServicer:
         """ExpireTask moves a succeeded task to expired once its stored media is purged for age (the
         media retention sweep calls it before deleting the files); FAILED_PRECONDITION
         (NOT_SUCCEEDED) for a task in any other status, including one already expired.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RerouteTask(self, request, context):
+        """RerouteTask hands a running task to one of its fallbacks (its run ends; the task is queued
+        on the fallback provider's queue with a fresh attempt budget), because the circuit breaker
+        of the provider and model serving it is open. FAILED_PRECONDITION unless the run is current
+        and the target is one of the task's fallbacks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -319,6 +336,11 @@ def add_TaskStoreServiceServicer_to_server(servicer, server):
                     request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ExpireTaskRequest.FromString,
                     response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.ExpireTaskResponse.SerializeToString,
             ),
+            'RerouteTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerouteTask,
+                    request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RerouteTaskRequest.FromString,
+                    response_serializer=genhub_dot_store_dot_v1_dot_task__store__pb2.RerouteTaskResponse.SerializeToString,
+            ),
             'DeleteTask': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteTask,
                     request_deserializer=genhub_dot_store_dot_v1_dot_task__store__pb2.DeleteTaskRequest.FromString,
@@ -352,12 +374,13 @@ class TaskStoreService:
     Gateway and dispatcher use it; it is not exposed to clients.
 
     The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
-    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire) and
-    act on the answer. Each operation owns its allowed from-states and its field changes
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire,
+    re-route) and act on the answer. Each operation owns its allowed from-states and its field
+    changes
     (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
-    record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
-    (a transactional outbox) and task-store publishes it, so a crash can never leave a task
-    without its message.
+    record job, heartbeat with a poll, schedule retry, retry, re-route) record the intent in the
+    same write (a transactional outbox) and task-store publishes it, so a crash can never leave a
+    task without its message.
     """
 
     @staticmethod
@@ -674,6 +697,33 @@ class TaskStoreService:
             '/genhub.store.v1.TaskStoreService/ExpireTask',
             genhub_dot_store_dot_v1_dot_task__store__pb2.ExpireTaskRequest.SerializeToString,
             genhub_dot_store_dot_v1_dot_task__store__pb2.ExpireTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RerouteTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genhub.store.v1.TaskStoreService/RerouteTask',
+            genhub_dot_store_dot_v1_dot_task__store__pb2.RerouteTaskRequest.SerializeToString,
+            genhub_dot_store_dot_v1_dot_task__store__pb2.RerouteTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

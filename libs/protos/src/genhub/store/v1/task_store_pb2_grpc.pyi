@@ -31,12 +31,13 @@ class TaskStoreServiceStub:
     Gateway and dispatcher use it; it is not exposed to clients.
 
     The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
-    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire) and
-    act on the answer. Each operation owns its allowed from-states and its field changes
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire,
+    re-route) and act on the answer. Each operation owns its allowed from-states and its field
+    changes
     (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
-    record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
-    (a transactional outbox) and task-store publishes it, so a crash can never leave a task
-    without its message.
+    record job, heartbeat with a poll, schedule retry, retry, re-route) record the intent in the
+    same write (a transactional outbox) and task-store publishes it, so a crash can never leave a
+    task without its message.
     """
 
     @_typing.overload
@@ -76,6 +77,12 @@ class TaskStoreServiceStub:
     media retention sweep calls it before deleting the files); FAILED_PRECONDITION
     (NOT_SUCCEEDED) for a task in any other status, including one already expired.
     """
+    RerouteTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.RerouteTaskRequest, _task_store_pb2.RerouteTaskResponse]
+    """RerouteTask hands a running task to one of its fallbacks (its run ends; the task is queued
+    on the fallback provider's queue with a fresh attempt budget), because the circuit breaker
+    of the provider and model serving it is open. FAILED_PRECONDITION unless the run is current
+    and the target is one of the task's fallbacks.
+    """
     DeleteTask: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.DeleteTaskRequest, _task_store_pb2.DeleteTaskResponse]
     """DeleteTask removes a task."""
     SearchTasks: _grpc.UnaryUnaryMultiCallable[_task_store_pb2.SearchTasksRequest, _task_store_pb2.SearchTasksResponse]
@@ -91,12 +98,13 @@ class TaskStoreServiceAsyncStub(TaskStoreServiceStub):
     Gateway and dispatcher use it; it is not exposed to clients.
 
     The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
-    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire) and
-    act on the answer. Each operation owns its allowed from-states and its field changes
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire,
+    re-route) and act on the answer. Each operation owns its allowed from-states and its field
+    changes
     (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
-    record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
-    (a transactional outbox) and task-store publishes it, so a crash can never leave a task
-    without its message.
+    record job, heartbeat with a poll, schedule retry, retry, re-route) record the intent in the
+    same write (a transactional outbox) and task-store publishes it, so a crash can never leave a
+    task without its message.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -133,6 +141,12 @@ class TaskStoreServiceAsyncStub(TaskStoreServiceStub):
     media retention sweep calls it before deleting the files); FAILED_PRECONDITION
     (NOT_SUCCEEDED) for a task in any other status, including one already expired.
     """
+    RerouteTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.RerouteTaskRequest, _task_store_pb2.RerouteTaskResponse]  # type: ignore[assignment]
+    """RerouteTask hands a running task to one of its fallbacks (its run ends; the task is queued
+    on the fallback provider's queue with a fresh attempt budget), because the circuit breaker
+    of the provider and model serving it is open. FAILED_PRECONDITION unless the run is current
+    and the target is one of the task's fallbacks.
+    """
     DeleteTask: _aio.UnaryUnaryMultiCallable[_task_store_pb2.DeleteTaskRequest, _task_store_pb2.DeleteTaskResponse]  # type: ignore[assignment]
     """DeleteTask removes a task."""
     SearchTasks: _aio.UnaryUnaryMultiCallable[_task_store_pb2.SearchTasksRequest, _task_store_pb2.SearchTasksResponse]  # type: ignore[assignment]
@@ -147,12 +161,13 @@ class TaskStoreServiceServicer(metaclass=_abc_1.ABCMeta):
     Gateway and dispatcher use it; it is not exposed to clients.
 
     The task lifecycle belongs to task-store: callers ask for a named operation (create, claim,
-    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire) and
-    act on the answer. Each operation owns its allowed from-states and its field changes
+    record a provider job, heartbeat, complete, schedule a retry, fail, cancel, retry, expire,
+    re-route) and act on the answer. Each operation owns its allowed from-states and its field
+    changes
     (genhub/taskstore/lifecycle.py). Operations that put a message on a provider's queue (create,
-    record job, heartbeat with a poll, schedule retry, retry) record the intent in the same write
-    (a transactional outbox) and task-store publishes it, so a crash can never leave a task
-    without its message.
+    record job, heartbeat with a poll, schedule retry, retry, re-route) record the intent in the
+    same write (a transactional outbox) and task-store publishes it, so a crash can never leave a
+    task without its message.
     """
 
     @_abc_1.abstractmethod
@@ -258,6 +273,18 @@ class TaskStoreServiceServicer(metaclass=_abc_1.ABCMeta):
         """ExpireTask moves a succeeded task to expired once its stored media is purged for age (the
         media retention sweep calls it before deleting the files); FAILED_PRECONDITION
         (NOT_SUCCEEDED) for a task in any other status, including one already expired.
+        """
+
+    @_abc_1.abstractmethod
+    def RerouteTask(
+        self,
+        request: _task_store_pb2.RerouteTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_store_pb2.RerouteTaskResponse, _abc.Awaitable[_task_store_pb2.RerouteTaskResponse]]:
+        """RerouteTask hands a running task to one of its fallbacks (its run ends; the task is queued
+        on the fallback provider's queue with a fresh attempt budget), because the circuit breaker
+        of the provider and model serving it is open. FAILED_PRECONDITION unless the run is current
+        and the target is one of the task's fallbacks.
         """
 
     @_abc_1.abstractmethod

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from genhub.providers.demo import directives
 from genhub.providers.demo.config import DemoSettings
@@ -47,6 +49,25 @@ class DemoProvider:
     def __init__(self, settings: DemoSettings) -> None:
         self._settings = settings
         self._models = load_catalogue("genhub.providers.demo")
+        self._log_fd: int | None = None
+
+    @contextlib.contextmanager
+    def _recorded(self, call: Call, operation: str) -> Iterator[None]:
+        """Append a start line, and an end line when the call returns or fails, to the call log
+        (one ``O_APPEND`` write each: whole lines, whatever other processes append)."""
+        if not self._settings.call_log:
+            yield
+            return
+        if self._log_fd is None:
+            self._log_fd = os.open(
+                self._settings.call_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+            )
+        fields = f"{operation}\t{call.task.task_id}\t{call.attempt}\t{os.getpid()}"
+        os.write(self._log_fd, f"start\t{fields}\t{time.time():.6f}\n".encode())
+        try:
+            yield
+        finally:
+            os.write(self._log_fd, f"end\t{fields}\t{time.time():.6f}\n".encode())
 
     def catalogue(self) -> Sequence[provider_pb2.Model]:
         """The demo models."""
@@ -73,10 +94,11 @@ class DemoProvider:
     async def generate(self, call: Call) -> Finished:
         """Render images or answer text."""
         task = call.task
-        if task.HasField("image"):
-            return await self._image(call)
-        if task.HasField("text"):
-            return await self._text(call)
+        with self._recorded(call, "generate"):
+            if task.HasField("image"):
+                return await self._image(call)
+            if task.HasField("text"):
+                return await self._text(call)
         raise PermanentError(f"demo: {task.model} does not run in one call", code="DEMO_BAD_MODEL")
 
     async def _image(self, call: Call) -> Finished:
@@ -123,7 +145,8 @@ class DemoProvider:
 
     async def submit(self, call: Call) -> Submitted:
         """Start a video job; the job id records when it was submitted."""
-        await self._behave(call, call.task.video.prompt)
+        with self._recorded(call, "submit"):
+            await self._behave(call, call.task.video.prompt)
         job_id = f"demo-{call.task.task_id}-{time.time_ns() // 1_000_000}"
         return Submitted(job_id, poll_after=self._settings.video_render_seconds)
 
@@ -159,4 +182,7 @@ class DemoProvider:
         """Nothing to cancel: demo jobs hold no resources."""
 
     async def aclose(self) -> None:
-        """Nothing to close."""
+        """Close the call log, if one is kept."""
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
