@@ -240,6 +240,13 @@ ferret_start() {
     [[ -x "$FERRET_BIN" ]] || fail ferretdb "$FERRET_BIN not found; run scripts/tools.sh" "$FERRET_LOG"
     mkdir -p "$FERRET_DIR/data"
     rm -f "$FERRET_PID"
+    # Dropping a database removes its .sqlite file but FerretDB leaves the -wal/-shm beside
+    # it (benchmarks leave hundreds of MB); with no server running and no main file they are
+    # unreadable garbage, so clear them before starting.
+    local side
+    for side in "$FERRET_DIR"/data/*.sqlite-wal "$FERRET_DIR"/data/*.sqlite-shm; do
+        [[ -e "$side" && ! -e "${side%-*}" ]] && rm -f "$side"
+    done
     log "ferretdb: starting on $HOST:$MONGO_PORT (SQLite in $FERRET_DIR/data)"
     # setsid: own session, so the server outlives this shell and its terminal.
     # (Not a process-group leader here, so setsid execs without forking and $!

@@ -36,7 +36,8 @@ FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="genhub-notifier" \
       org.opencontainers.image.description="GenHub webhook notifier"
 # Bytecode was compiled at install; HOME points at /tmp, the pod's one writable (emptyDir) path.
-ENV PATH=/opt/genhub/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
+# Two malloc arenas: glibc keeps one per allocating thread, and RSS then drifts (README, soak).
+ENV PATH=/opt/genhub/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp MALLOC_ARENA_MAX=2
 COPY --from=build /opt/genhub /opt/genhub
 USER 65532:65532
 EXPOSE 50054 9090

@@ -39,7 +39,8 @@ FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="genhub-worker-demo" \
       org.opencontainers.image.description="GenHub worker for the demo provider"
 # Bytecode was compiled at install; HOME points at /tmp, the pod's one writable (emptyDir) path.
-ENV PATH=/opt/genhub/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp \
+# Two malloc arenas: glibc keeps one per allocating thread, and RSS then drifts (README, soak).
+ENV PATH=/opt/genhub/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp MALLOC_ARENA_MAX=2 \
     GENHUB_PROVIDER=demo
 COPY --from=build /opt/genhub /opt/genhub
 USER 65532:65532

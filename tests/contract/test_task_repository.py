@@ -251,3 +251,35 @@ async def test_ferretdb_keeps_only_the_indexes_it_uses(unique: str) -> None:
     finally:
         await client.drop_database(unique)
         await client.close()
+
+
+async def test_the_gated_cache_keeps_documents_in_flight_not_settled_ones(unique: str) -> None:
+    # The gate's write-through cache saves a read per compare-and-set for documents still being
+    # written; finished ones are dropped, or it grows by a document per task (as `make soak`
+    # showed, ~4 KB a task, up to its 20,000 cap).
+    infra.require_listening("FerretDB", 27017)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        infra.MONGO_URL, tz_aware=True, serverSelectionTimeoutMS=5000
+    )
+    try:
+        database = await Database.open(client, unique, gated=True)
+        jobs = database.collection("jobs", settled=lambda doc: doc.get("state") == "done")
+        for n in range(10):
+            await jobs.insert_one({"_id": str(n), "state": "new"})
+        assert jobs.remembered == 10
+        for n in range(6):
+            done = await jobs.update_if(
+                str(n),
+                {"_id": str(n), "state": "new"},
+                lambda doc: doc.get("state") == "new",
+                {"$set": {"state": "done"}},
+            )
+            assert done is not None and done["state"] == "done"
+        assert jobs.remembered == 4
+        assert await jobs.find_one({"_id": "0"}) == {"_id": "0", "state": "done"}
+        ungated = (await Database.open(client, unique, gated=False)).collection("jobs")
+        await ungated.insert_one({"_id": "99", "state": "new"})
+        assert ungated.remembered == 0
+    finally:
+        await client.drop_database(unique)
+        await client.close()

@@ -62,10 +62,11 @@ def test_paths_keep_verbs_and_merge_renamed_variables(document: dict[str, Any]) 
 def test_query_parameters_use_json_names_and_enum_schemas(document: dict[str, Any]) -> None:
     operation = _operations(document)["TaskService_ListTasks"]
     parameters = {p["name"]: p for p in operation["parameters"]}
-    assert set(parameters) == {"userId", "type", "status", "pageSize", "pageToken"}
+    assert set(parameters) == {"userId", "type", "status", "pageSize", "pageToken", "view"}
     assert all(p["in"] == "query" and not p["required"] for p in parameters.values())
     assert parameters["status"]["schema"] == {"$ref": "#/components/schemas/genhub.v1.TaskStatus"}
     assert "TASK_STATUS_QUEUED" in _schema(document, "genhub.v1.TaskStatus")["enum"]
+    assert "TASK_VIEW_FULL" in _schema(document, "genhub.v1.TaskView")["enum"]
     update = _operations(document)["UserService_UpdateUser"]
     assert {p["name"] for p in update["parameters"] if p["in"] == "query"} == {"updateMask"}
 

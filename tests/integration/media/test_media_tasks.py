@@ -221,15 +221,31 @@ async def test_a_page_of_20_image_tasks_is_under_20_kb_over_rest(
             what="20 succeeded image tasks",
         )
         tasks = answer.json()["tasks"]
-        url = tasks[0]["result"]["images"][0]["url"]
+        image = tasks[0]["result"]["images"][0]
+        url = image["url"]
         assert url.startswith("/api/v1/media/") and len(url) < 160
+        # Lists answer in the basic view (AIP-157): each file's URL, type and size, without its
+        # stored-file record; the full view has the record.
+        assert "media" not in image and image["mimeType"] == "image/png"
         assert answer.headers["content-encoding"] == "gzip"
         wire, raw = answer.num_bytes_downloaded, len(answer.content)
-        assert wire < 20 * 1024, (wire, raw)
+        # The page itself, as `curl` without --compressed gets it, and then what gzip leaves.
+        assert raw < 16 * 1024 and wire < 5 * 1024, (raw, wire)
+        print(f"page of 20 image tasks: {raw} bytes of JSON, {wire} bytes gzipped")
         async with httpx.AsyncClient(base_url=stack.rest_url, timeout=10) as http:
+            full = await http.get(
+                "/api/v1/images",
+                params={"userId": "alice", "pageSize": 20, "view": "TASK_VIEW_FULL"},
+            )
             png = await http.get(url)
+        media = full.json()["tasks"][0]["result"]["images"][0]["media"]
+        assert full.json()["tasks"][0]["taskId"] == tasks[0]["taskId"]
         assert png.status_code == 200 and png.headers["content-type"] == "image/png"
-        assert (
-            hashlib.sha256(png.content).hexdigest()
-            == (tasks[0]["result"]["images"][0]["media"]["sha256"])
+        assert hashlib.sha256(png.content).hexdigest() == media["sha256"]
+        assert int(media["sizeBytes"]) == len(png.content)
+        over_grpc = await stack.tasks.ListImages(
+            task_service_pb2.ListImagesRequest(user_id="alice", page_size=20)
+        )
+        assert all(
+            not i.HasField("media") and i.url for t in over_grpc.tasks for i in t.result.images
         )

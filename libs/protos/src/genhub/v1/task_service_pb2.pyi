@@ -9,6 +9,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +20,38 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _TaskView:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TaskViewEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskView.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TASK_VIEW_UNSPECIFIED: _TaskView.ValueType  # 0
+    """The method's default: TASK_VIEW_BASIC."""
+    TASK_VIEW_BASIC: _TaskView.ValueType  # 1
+    """Every field except the stored-file records of results (`media` of each image and of the
+    video: media id, object key, size, SHA-256, URL expiry). Each file keeps its `url`,
+    `mime_type` and dimensions, so a page of 20 image tasks stays well under 20 KB.
+    """
+    TASK_VIEW_FULL: _TaskView.ValueType  # 2
+    """The whole task, as GetTask answers."""
+
+class TaskView(_TaskView, metaclass=_TaskViewEnumTypeWrapper):
+    """TaskView says how much of each task a list or search answers with (AIP-157). Get and Watch
+    always answer with the whole task.
+    """
+
+TASK_VIEW_UNSPECIFIED: TaskView.ValueType  # 0
+"""The method's default: TASK_VIEW_BASIC."""
+TASK_VIEW_BASIC: TaskView.ValueType  # 1
+"""Every field except the stored-file records of results (`media` of each image and of the
+video: media id, object key, size, SHA-256, URL expiry). Each file keeps its `url`,
+`mime_type` and dimensions, so a page of 20 image tasks stays well under 20 KB.
+"""
+TASK_VIEW_FULL: TaskView.ValueType  # 2
+"""The whole task, as GetTask answers."""
+Global___TaskView: _TypeAlias = TaskView  # noqa: Y015
 
 @_typing.final
 class CreateImageTaskRequest(_message.Message):
@@ -440,6 +473,7 @@ class ListTasksRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """Only this user's tasks, if set."""
     type: _task_pb2.TaskType.ValueType
@@ -450,6 +484,8 @@ class ListTasksRequest(_message.Message):
     """At most this many tasks (default 50, at most 500)."""
     page_token: _builtins.str
     """The next_page_token of the previous page; empty for the first page."""
+    view: Global___TaskView.ValueType
+    """How much of each task to return; list and search methods default to TASK_VIEW_BASIC."""
     def __init__(
         self,
         *,
@@ -458,10 +494,11 @@ class ListTasksRequest(_message.Message):
         status: _task_pb2.TaskStatus.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        view: Global___TaskView.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status", "type", b"type", "user_id", b"user_id", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -546,6 +583,7 @@ class SearchTasksRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """Text the prompt must contain: 1 to 200 characters, not blank, surrounding whitespace
     ignored; matched literally (no wildcards) and ignoring case.
@@ -560,6 +598,8 @@ class SearchTasksRequest(_message.Message):
     """At most this many tasks (default 50, at most 500)."""
     page_token: _builtins.str
     """The next_page_token of the previous page; empty for the first page."""
+    view: Global___TaskView.ValueType
+    """How much of each task to return; list and search methods default to TASK_VIEW_BASIC."""
     def __init__(
         self,
         *,
@@ -569,10 +609,11 @@ class SearchTasksRequest(_message.Message):
         status: _task_pb2.TaskStatus.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        view: Global___TaskView.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "query", b"query", "status", b"status", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "query", b"query", "status", b"status", "type", b"type", "user_id", b"user_id", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -616,6 +657,7 @@ class ListImagesRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """Only this user's images, if set."""
     status: _task_pb2.TaskStatus.ValueType
@@ -624,6 +666,8 @@ class ListImagesRequest(_message.Message):
     """At most this many tasks (default 50, at most 500)."""
     page_token: _builtins.str
     """The next_page_token of the previous page; empty for the first page."""
+    view: Global___TaskView.ValueType
+    """How much of each task to return; list and search methods default to TASK_VIEW_BASIC."""
     def __init__(
         self,
         *,
@@ -631,10 +675,11 @@ class ListImagesRequest(_message.Message):
         status: _task_pb2.TaskStatus.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        view: Global___TaskView.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status", "user_id", b"user_id", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -764,6 +809,7 @@ class SearchImagesRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """Text the prompt must contain, as in SearchTasksRequest.query."""
     user_id: _builtins.str
@@ -774,6 +820,8 @@ class SearchImagesRequest(_message.Message):
     """At most this many tasks (default 50, at most 500)."""
     page_token: _builtins.str
     """The next_page_token of the previous page; empty for the first page."""
+    view: Global___TaskView.ValueType
+    """How much of each task to return; list and search methods default to TASK_VIEW_BASIC."""
     def __init__(
         self,
         *,
@@ -782,10 +830,11 @@ class SearchImagesRequest(_message.Message):
         status: _task_pb2.TaskStatus.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        view: Global___TaskView.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "query", b"query", "status", b"status", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "query", b"query", "status", b"status", "user_id", b"user_id", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,7 +1,8 @@
 """Stored media in the public TaskService: every task an RPC answers with (GetTask, ListTasks,
 SearchTasks, ListImages, GetImage, SearchImages, WatchTask, a create that waited) gets fresh
 time-limited URLs for its stored files, and DeleteTask / DeleteImage delete the task's files
-once task-store has deleted the task.
+once task-store has deleted the task. Lists and searches answer in their ``view``: the basic
+view (their default) leaves out each file's ``media`` record, keeping its URL.
 
 It is a server interceptor over ``genhub.v1.TaskService`` rather than code in each RPC: every
 answer that carries a ``genhub.v1.Task`` is linked, including RPCs added later, and REST gets
@@ -21,7 +22,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from genhub.media import MediaError, MediaStore, link_result
-from genhub.v1 import task_pb2
+from genhub.v1 import task_pb2, task_service_pb2
 
 log = logging.getLogger(__name__)
 SERVICE_PREFIX = "/genhub.v1.TaskService/"
@@ -41,15 +42,16 @@ class MediaResults:
     def __init__(self, store: MediaStore) -> None:
         self._store = store
 
-    async def link(self, response: Message) -> None:
-        """Fill the URLs of every task in ``response`` (in place)."""
+    async def link(self, response: Message, *, basic: bool = False) -> None:
+        """Fill the URLs of every task in ``response`` (in place); with ``basic``
+        (``TASK_VIEW_BASIC``) then leave out each file's ``media`` record, keeping its URL."""
         for field in _task_fields(response.DESCRIPTOR):
             value = getattr(response, field.name)
-            if field.is_repeated:
-                for task in value:
-                    await self.link_task(task)
-            elif response.HasField(field.name):
-                await self.link_task(value)
+            tasks = value if field.is_repeated else [value] if response.HasField(field.name) else []
+            for task in tasks:
+                await self.link_task(task)
+                if basic:
+                    _basic_view(task)
 
     async def link_task(self, task: task_pb2.Task) -> None:
         """Fresh URLs for a succeeded task's stored files. An expired task's files are gone:
@@ -76,6 +78,21 @@ class MediaResults:
             return
         if count:
             log.info("deleted the task's files", extra={"task_id": task_id, "count": count})
+
+
+def _basic_view(task: task_pb2.Task) -> None:
+    for image in task.result.images:
+        image.ClearField("media")
+    if task.result.HasField("video"):
+        task.result.video.ClearField("media")
+
+
+def _wants_basic(request: Any) -> bool:
+    """Whether ``request`` (a list or search, the RPCs with a ``view`` field) asks for the
+    basic view, their default (AIP-157)."""
+    if "view" not in request.DESCRIPTOR.fields_by_name:
+        return False
+    return bool(request.view != task_service_pb2.TASK_VIEW_FULL)
 
 
 class MediaInterceptor(grpc.aio.ServerInterceptor):
@@ -119,7 +136,7 @@ class MediaInterceptor(grpc.aio.ServerInterceptor):
             if name in DELETES:
                 await results.forget(request.task_id)
             else:
-                await results.link(response)
+                await results.link(response, basic=_wants_basic(request))
             return response
 
         return wrapped

@@ -169,7 +169,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self, request: task_service_pb2.ListTasksRequest, context: Context
     ) -> task_service_pb2.ListTasksResponse:
         """Return a page of tasks, newest first."""
-        _check_page(request.page_size, request.type, request.status).raise_if_any()
+        _check_page(request.page_size, request.type, request.status, request.view).raise_if_any()
         user_id = tenancy.list_filter(request.user_id)
         pages = self._pages.bind(
             "ListTasks", user_id=user_id, type=request.type, status=request.status
@@ -209,7 +209,8 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self, request: task_service_pb2.ListImagesRequest, context: Context
     ) -> task_service_pb2.ListImagesResponse:
         """Return a page of image tasks, newest first."""
-        _check_page(request.page_size, S.TASK_TYPE_IMAGE, request.status).raise_if_any()
+        v = _check_page(request.page_size, S.TASK_TYPE_IMAGE, request.status, request.view)
+        v.raise_if_any()
         user_id = tenancy.list_filter(request.user_id)
         pages = self._pages.bind("ListImages", user_id=user_id, status=request.status)
         page = await self._store.list_tasks(
@@ -251,7 +252,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     async def _search(
         self, request: Any, task_type: task_pb2.TaskType.ValueType, route: str
     ) -> task_store_pb2.SearchTasksResponse:
-        v = _check_page(request.page_size, task_type, request.status)
+        v = _check_page(request.page_size, task_type, request.status, request.view)
         query = request.query.strip()
         if not query:
             v.add("query", "is required and must not be blank")
@@ -321,9 +322,13 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
 
 
 def _check_page(
-    page_size: int, task_type: task_pb2.TaskType.ValueType, status: task_pb2.TaskStatus.ValueType
+    page_size: int,
+    task_type: task_pb2.TaskType.ValueType,
+    status: task_pb2.TaskStatus.ValueType,
+    view: task_service_pb2.TaskView.ValueType,
 ) -> validation.Violations:
-    """The violations of a list or search request's paging and filters (not raised yet)."""
+    """The violations of a list or search request's paging, filters and view (not raised
+    yet). The view itself is applied by ``media_results`` (it concerns stored files only)."""
     v = validation.Violations()
     if page_size < 0:
         v.add("page_size", "must not be negative")
@@ -331,6 +336,8 @@ def _check_page(
         v.add("type", "is not a task type")
     if status not in task_pb2.TaskStatus.values():
         v.add("status", "is not a task status")
+    if view not in task_service_pb2.TaskView.values():
+        v.add("view", "is not a task view")
     return v
 
 

@@ -40,7 +40,8 @@ from genhub.common.metrics import STORE_WRITES
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
 WRITES = STORE_WRITES
-# Documents a gated collection remembers (about 2 KB each): the tasks in flight, and then some.
+# Documents a gated collection remembers (2-4 KB each as dicts): the tasks in flight (created,
+# not yet finished), up to this many; beyond it the oldest cost a read again.
 CACHE_SIZE = 20_000
 # Set while this asyncio task holds the gate, so a write inside ``exclusive()`` does not wait
 # for itself (asyncio.Lock is not re-entrant).
@@ -79,9 +80,12 @@ class Database:
             log.info("FerretDB detected: task-store serialises its writes")
         return cls(client, name, gated=gated, ferretdb=ferretdb)
 
-    def collection(self, name: str) -> Collection:
-        """A collection of this database, its writes behind the gate."""
-        return Collection(self, self._db[name])
+    def collection(
+        self, name: str, *, settled: Callable[[Document], bool] | None = None
+    ) -> Collection:
+        """A collection of this database, its writes behind the gate. ``settled(doc)`` says a
+        document is unlikely to be written again (a finished task): the cache drops it."""
+        return Collection(self, self._db[name], settled=settled)
 
     @contextlib.asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
@@ -100,24 +104,38 @@ class Database:
 class Collection:
     """A collection whose writes pass the database's write gate; errors become StoreError."""
 
-    def __init__(self, database: Database, raw: AsyncCollection[Document]) -> None:
+    def __init__(
+        self,
+        database: Database,
+        raw: AsyncCollection[Document],
+        *,
+        settled: Callable[[Document], bool] | None = None,
+    ) -> None:
         self._database = database
         self.raw = raw  # for index creation and reads
         self._writes = WRITES.labels(raw.name)
         self._written: OrderedDict[object, Document] = OrderedDict()
+        self._settled = settled
 
     def _remember(self, doc: Document | None, doc_id: object = None) -> None:
-        """Keep the document this process just wrote (gated only); forget ``doc_id`` if none."""
+        """Keep the document this process just wrote (gated only); forget ``doc_id`` if none,
+        or if the document is settled: the cache then holds the documents still in flight
+        rather than filling up with finished ones (``make soak`` saw it grow by ~4 KB a task)."""
         if not self._database.gated:
             return
-        if doc is None:
-            self._written.pop(doc_id, None)
+        if doc is None or (self._settled is not None and self._settled(doc)):
+            self._written.pop(doc_id if doc is None else doc["_id"], None)
             return
         # A shallow copy: writes replace whole fields ($set), never mutate nested values.
         self._written[doc["_id"]] = dict(doc)
         self._written.move_to_end(doc["_id"])
         if len(self._written) > CACHE_SIZE:
             self._written.popitem(last=False)
+
+    @property
+    def remembered(self) -> int:
+        """How many documents the write-through cache holds (0 when not gated)."""
+        return len(self._written)
 
     def _last_written(self, doc_id: object) -> Document | None:
         doc = self._written.get(doc_id)

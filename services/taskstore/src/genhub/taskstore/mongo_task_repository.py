@@ -18,6 +18,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from genhub.common.errors import InvalidArgument, StoreError
 from genhub.taskstore.lifecycle import Change, Guard
 from genhub.taskstore.mongo import Collection, Database, Document
+from genhub.taskstore.states import TERMINAL_NAMES
 from genhub.taskstore.task_repository import TaskQuery
 
 
@@ -71,7 +72,9 @@ class MongoTaskRepository:
 
     def __init__(self, database: Database) -> None:
         self._query_indexes = not database.ferretdb
-        self._tasks: Collection = database.collection("tasks")
+        self._tasks: Collection = database.collection(
+            "tasks", settled=lambda doc: doc.get("status") in TERMINAL_NAMES
+        )
         self._relays: Collection = database.collection("relays")
 
     async def ensure_indexes(self) -> None:
