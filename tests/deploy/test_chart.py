@@ -133,7 +133,13 @@ def test_replicas_concurrency_rate_resources_and_env_flow_from_values() -> None:
 
 def test_pods_point_at_the_taskstore_service_and_listen_on_their_ports() -> None:
     objects = render()
-    store = one(objects, "Service", name("taskstore"))
+    # Clients call the headless Service: its name resolves to every ready task-store pod, and
+    # the client channel balances round-robin over them (test_store_channel.py).
+    store = one(objects, "Service", name("taskstore-headless"))
+    assert store["spec"]["clusterIP"] == "None"
+    assert store["spec"]["selector"].items() <= pod_labels(objects, "taskstore").items()
+    virtual_ip = one(objects, "Service", name("taskstore"))
+    assert store["spec"]["selector"] == virtual_ip["spec"]["selector"]
     address = f"{store['metadata']['name']}:{store['spec']['ports'][0]['port']}"
     for component in ("gateway", "worker-demo"):
         assert config(objects, component)["GENHUB_TASKSTORE_ADDR"] == address

@@ -163,9 +163,15 @@ GENHUB_MEDIA_PUBLIC_URL: {{ $media.publicUrl | quote }}
 {{- end }}
 {{- end }}
 
-{{/* The task-store address the gateway and workers call. */}}
+{{/* task-store's headless Service: its name resolves to every ready task-store pod. */}}
+{{- define "genhub.taskstoreHeadless" -}}
+{{- printf "%s-headless" (include "genhub.componentName" (dict "root" . "component" "taskstore")) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The task-store address the gateway and workers call: the headless Service, so a
+client's channel reaches every replica (round-robin; docs/operations.md). */}}
 {{- define "genhub.taskstoreAddr" -}}
-{{- printf "%s:%d" (include "genhub.componentName" (dict "root" . "component" "taskstore")) (int .Values.taskstore.ports.grpc) }}
+{{- printf "%s:%d" (include "genhub.taskstoreHeadless" .) (int .Values.taskstore.ports.grpc) }}
 {{- end }}
 
 {{/* Settings every component's ConfigMap carries. Takes the root context. */}}

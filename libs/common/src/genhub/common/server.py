@@ -40,14 +40,27 @@ class Server:
         self,
         service_names: Sequence[str],
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        *,
+        max_connection_age: float | None = None,
     ) -> None:
         """``interceptors`` run inside the common one (request id, metrics, error mapping), so
-        the GenHub errors they raise reach clients as statuses with details."""
+        the GenHub errors they raise reach clients as statuses with details.
+        ``max_connection_age`` (seconds) closes each client connection that old (GOAWAY, with
+        as long again for calls in flight), so clients resolve the name again and reach
+        replicas added since; only for servers whose calls are short (no long streams)."""
+        connection_age: list[tuple[str, int]] = []
+        if max_connection_age is not None:
+            age_ms = int(max_connection_age * 1000)
+            connection_age = [
+                ("grpc.max_connection_age_ms", age_ms),
+                ("grpc.max_connection_age_grace_ms", age_ms),
+            ]
         self.grpc = grpc.aio.server(
             interceptors=[ServerInterceptor(), *interceptors],
             options=[
                 ("grpc.max_receive_message_length", 32 * 1024 * 1024),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                *connection_age,
             ],
         )
         self.health = health.HealthServicer()

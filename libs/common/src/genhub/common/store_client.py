@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -347,10 +348,21 @@ class TaskStoreClient:
         return list(resp.providers)
 
 
+# Spread calls over every address the target resolves to, not the first one only (gRPC's
+# default, pick_first): with the chart's headless Service a name resolves to every task-store
+# pod, and an HTTP/2 channel would otherwise send all its calls to one of them for its lifetime.
+# https://github.com/grpc/grpc/blob/master/doc/load-balancing.md
+CHANNEL_OPTIONS = (
+    ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
+)
+
+
 @contextlib.asynccontextmanager
 async def connect(address: str) -> AsyncIterator[TaskStoreClient]:
-    """A client over one channel to ``address`` (reused by every call), closed on exit."""
-    channel = grpc.aio.insecure_channel(address)
+    """A client over one channel to ``address`` (a gRPC target: ``host:port``, resolved by DNS
+    to every address the name has, or ``ipv4:a:p,b:q``), calls spread round-robin over the
+    addresses and reused by every call; closed on exit."""
+    channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
     try:
         yield TaskStoreClient(channel)
     finally:

@@ -45,6 +45,9 @@ from genhub.taskstore.user_servicer import UserStoreServicer
 from genhub.taskstore.users import UserRepository
 from genhub.taskstore.webhook_hook import WebhookHook
 
+# Clients reconnect (and resolve the name again) after this many seconds, so task-store replicas
+# added by a scale-up get their share of calls; every task-store call is short (at most 30 s).
+MAX_CONNECTION_AGE = 300.0
 log = logging.getLogger(__name__)
 
 
@@ -87,7 +90,7 @@ async def running(
         settings.redis_url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
     )
     events = EventPublisher(redis, settings.events_prefix)
-    server = Server(SERVICE_NAMES)
+    server = Server(SERVICE_NAMES, max_connection_age=MAX_CONNECTION_AGE)
     port = server.bind(settings.taskstore_listen)
     queue: AmqpTaskQueue | None = None
     outbox: Outbox | None = None
