@@ -236,3 +236,51 @@ async def test_bad_path_escape_and_bad_metadata_are_400(http: httpx.AsyncClient)
         "/api/v1/ai/task/result/t1", headers={"Grpc-Metadata-Grpc-Timeout": "1S"}
     )
     _error(response, 400, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+LONG_ID = "a" * 4000
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("GET", f"/api/v1/ai/tasks/{LONG_ID}", "task_id"),
+        ("GET", f"/api/v1/ai/task/result/{LONG_ID}", "task_id"),
+        ("DELETE", f"/api/v1/ai/task/{LONG_ID}", "task_id"),
+        ("POST", f"/api/v1/ai/task/{LONG_ID}:cancel", "task_id"),
+        ("POST", f"/api/v1/ai/task/{LONG_ID}:retry", "task_id"),
+        ("GET", f"/api/v1/images/{LONG_ID}", "task_id"),
+        ("DELETE", f"/api/v1/images/{LONG_ID}", "task_id"),
+        ("GET", f"/api/v1/providers/{'p' * 5000}", "name"),
+        ("GET", f"/api/v1/providers/{'p' * 5000}/config", "provider"),
+    ],
+)
+async def test_an_overlong_id_is_400_naming_it_not_a_retryable_error(
+    http: httpx.AsyncClient, method: str, path: str, field: str
+) -> None:
+    # Echoed into a store NOT_FOUND, a 4,000-character id outgrew gRPC's metadata limit and
+    # reached clients as 503/429 "Stream removed": an answer that says "retry".
+    body = {} if method == "POST" else None
+    response = await http.request(method, path, json=body)
+    error = _error(response, 400, grpc.StatusCode.INVALID_ARGUMENT)
+    assert list(_violations(error)) == [field]
+    assert len(response.content) < 2000  # the id is not echoed back whole
+
+
+async def test_too_many_reference_images_are_refused_as_a_list_without_fetching_any(
+    http: httpx.AsyncClient,
+) -> None:
+    # 100 URLs used to be resolved one by one (15-20 s) and the 100 violations overflowed the
+    # gRPC metadata (429); the list is judged as a whole, at once.
+    urls = [f"https://example.invalid/{n}.png" for n in range(100)]
+    response = await http.post(
+        "/api/v1/ai/image/task",
+        json={
+            "provider": "demo",
+            "model": "demo-image",
+            "image": {"prompt": "x", "referenceImages": urls},
+        },
+        timeout=5,
+    )
+    error = _error(response, 400, grpc.StatusCode.INVALID_ARGUMENT)
+    assert _violations(error) == {"image.reference_images": "at most 10 images"}

@@ -5,16 +5,20 @@ worker fetch from the fake CDN at all: without it the URL is refused for good.""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import obstore
+import openai
 import pytest
 
 from genhub.providers.demo import DemoProvider, DemoSettings
 from genhub.providers.sdk import Call, CallConfig, Finished
-from genhub.v1 import task_pb2
+from genhub.v1 import task_pb2, task_service_pb2
+from tests.fakes.openai import FakeOpenAI
 from tests.integration.media.conftest import Cdn, s3_media
-from tests.support import buckets, media_files
+from tests.support import buckets, media_files, openai_env
+from tests.support.openai_env import KEY, KEYS
 from tests.support.stack import start_stack
 from tests.support.tasks import S, image_request, wait_status
 
@@ -100,3 +104,36 @@ async def test_a_local_url_off_the_provider_base_is_refused_for_good(
     assert (done.attempts, done.error.code, done.error.retryable) == (1, "MEDIA_URL_REFUSED", False)
     assert "loopback" in done.error.message
     assert await _keys(s3_bucket) == []
+
+
+async def test_a_sora_video_is_stored_through_the_adapter_with_its_key(
+    vhost: str, database: str, s3_bucket: str
+) -> None:
+    # Sora's content endpoint answers 401 to a plain download: the adapter streams the MP4 to
+    # the media store with the account's key (`media_stream`), and the key goes nowhere else.
+    fake = FakeOpenAI(api_keys=KEYS)
+    await fake.start()
+    try:
+        media = s3_media(s3_bucket)
+        provider = openai_env.adapter(fake.base_url)
+        async with start_stack(vhost, database, provider=provider, media=media) as stack:
+            request = task_service_pb2.CreateVideoTaskRequest(
+                provider="openai",
+                model="sora-2",
+                video=S.VideoSpec(prompt="waves", aspect_ratio="16:9", duration_seconds=4),
+            )
+            created = (await stack.tasks.CreateVideoTask(request)).task
+            done = await wait_status(
+                stack.tasks, created.task_id, {S.TASK_STATUS_SUCCEEDED, S.TASK_STATUS_FAILED}
+            )
+        assert done.status == S.TASK_STATUS_SUCCEEDED, done.error
+        assert done.attempts == 1 and fake.counts["video.submitted"] == 1
+        video = done.result.video
+        assert video.mime_type == "video/mp4" and video.media.size_bytes > 0
+        assert await _keys(s3_bucket) == [video.media.key]
+        async with openai.AsyncOpenAI(api_key=KEY, base_url=fake.base_url) as sdk:
+            original = await (await sdk.videos.download_content(done.provider_job_id)).aread()
+        assert video.media.sha256 == hashlib.sha256(original).hexdigest()
+        assert fake.base_url not in video.url  # a stored copy, not the provider's endpoint
+    finally:
+        await fake.stop()

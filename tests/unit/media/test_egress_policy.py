@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 
 from genhub.egress import EgressPolicy, EgressRefused, address_refusal
+from genhub.media._download import redact
 
 
 @pytest.mark.parametrize(
@@ -93,3 +94,11 @@ def test_https_only_policy_for_user_urls() -> None:
     policy = EgressPolicy(schemes=frozenset({"https"}))
     with pytest.raises(EgressRefused, match="https://"):
         policy.parse("http://example.com/a.png")
+
+
+def test_urls_in_messages_keep_host_and_port_and_lose_credentials() -> None:
+    shown = redact("https://user:secret@cdn.example:8443/a/b.png?X-Amz-Signature=abc#frag")
+    assert shown == "https://cdn.example:8443/a/b.png"
+    local = "http://[::1]:9000/v1/videos/v_1/content"
+    assert redact(local) == local
+    assert redact("data:image/png;base64,AAAA") == "data:image/png;base64,…"

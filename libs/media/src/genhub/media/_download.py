@@ -27,13 +27,15 @@ _B64_SLICE = CHUNK // 3 * 4
 
 
 def redact(url: str) -> str:
-    """``url`` without its query and fragment (presigned provider URLs carry credentials
-    there), for messages and logs; data: URLs shortened to their media type."""
+    """``url`` without user info, query and fragment (presigned provider URLs carry
+    credentials there), for messages and logs; the host keeps its port. data: URLs are
+    shortened to their media type."""
     if url.startswith("data:"):
         return url[: url.find(",")] + ",…" if "," in url else "data:…"
     try:
         parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"[:300]
+        host = parts.netloc.rpartition("@")[2]  # host[:port], without user:password@
+        return f"{parts.scheme}://{host}{parts.path}"[:300]
     except ValueError:
         return "(malformed URL)"
 

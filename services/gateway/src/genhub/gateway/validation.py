@@ -156,7 +156,8 @@ async def check_remote_urls(
     request forged against an internal service. URLs already reported are skipped."""
     reported = {item.field for item in v.items}
     for path, url in urls:
-        if path in reported:
+        # Skip a URL already refused, or in a list refused as a whole (too many entries).
+        if path in reported or path.partition("[")[0] in reported:
             continue
         policy = EgressPolicy(
             _WEBHOOK_URLS.schemes if path == "webhook.url" else _MEDIA_URLS.schemes,
@@ -216,9 +217,12 @@ def check_image(v: Violations, spec: task_pb2.ImageSpec, model: provider_pb2.Mod
     if spec.response_format not in task_pb2.ImageResponseFormat.values():
         v.add("image.response_format", "must be URL or B64_JSON")
     if len(spec.reference_images) > MAX_REFERENCE_IMAGES:
+        # Judged as a whole: checking (and later resolving) each of 100,000 URLs would hold
+        # the gateway for seconds before refusing the request anyway.
         v.add("image.reference_images", f"at most {MAX_REFERENCE_IMAGES} images")
-    for i, url in enumerate(spec.reference_images):
-        _check_media_url(v, f"image.reference_images[{i}]", url)
+    else:
+        for i, url in enumerate(spec.reference_images):
+            _check_media_url(v, f"image.reference_images[{i}]", url)
 
 
 def check_video(v: Violations, spec: task_pb2.VideoSpec, model: provider_pb2.Model) -> None:

@@ -17,7 +17,14 @@ from genhub.providers.openai import chat, images, videos
 from genhub.providers.openai.clients import ClientPool, endpoint
 from genhub.providers.openai.config import OpenAISettings
 from genhub.providers.openai.errors import translated
-from genhub.providers.sdk import Call, Finished, InvalidParameter, Pending, Submitted
+from genhub.providers.sdk import (
+    BadOutput,
+    Call,
+    Finished,
+    InvalidParameter,
+    Pending,
+    Submitted,
+)
 from genhub.v1 import provider_pb2
 
 log = logging.getLogger(__name__)
@@ -98,6 +105,26 @@ class OpenAIProvider:
         self._video(call)
         async with self._client(call) as client:
             return await videos.poll(client, call, job_id, self._settings.video_poll_seconds)
+
+    def media_stream(self, call: Call, url: str) -> AsyncIterator[bytes] | None:
+        """The bytes of a Sora job's content URL, read with the call's key (the endpoint
+        answers 401 without it; ``GET /videos/{id}/content``); None for any other URL, which
+        the media store fetches itself without credentials
+        (``genhub.dispatcher.media_hook.StreamsMedia``)."""
+        if "/videos/" not in url or not url.endswith("/content"):
+            return None
+        return self._video_content(call, url)
+
+    async def _video_content(self, call: Call, url: str) -> AsyncIterator[bytes]:
+        async with self._client(call) as client:
+            job_id = videos.content_job_id(client, url)
+            if job_id is None:  # not this endpoint's: never send the key elsewhere
+                raise BadOutput(
+                    f"{self.name}: the video URL is not on this provider's API base",
+                    code="FOREIGN_CONTENT_URL",
+                )
+            async for chunk in videos.download(client, job_id):
+                yield chunk
 
     async def cancel(self, call: Call, job_id: str) -> None:
         """Delete a Sora job, so a cancelled task stops costing."""

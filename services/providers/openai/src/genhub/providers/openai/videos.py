@@ -5,14 +5,17 @@ GenHub's video spec names an aspect ratio and a resolution; the API takes a size
 offers four sizes only (720x1280, 1280x720 on sora-2; also 1024x1792, 1792x1024 on
 sora-2-pro), so 16:9 and 9:16 are mapped and there is no 1:1.
 
-The finished video is not copied: the content endpoint answers the MP4 bytes only with the
+The finished video is not copied here: the content endpoint answers the MP4 bytes only with the
 account's key, and task documents must not carry megabytes. The adapter checks that the content
-is really an MP4 (its first bytes) and records the content URL plus the job id; the media store
-will copy the bytes from there (``docs/providers-openai.md``).
+is really an MP4 (its first bytes) and records the content URL plus the job id; the worker's
+media store then copies the bytes through the adapter (``OpenAIProvider.media_stream``, which
+reads them with the key), since a plain download of that URL is refused (401).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -40,6 +43,7 @@ SIZES = {
     ("9:16", "1024p"): "1024x1792",
 }
 _POLL_AFTER_HEADER = "openai-poll-after-ms"
+_CONTENT_PATH = re.compile(r"videos/([A-Za-z0-9_-]+)/content")
 
 
 def create_params(call: Call) -> dict[str, Any]:
@@ -119,7 +123,7 @@ async def poll(
     return Finished(
         task_pb2.TaskResult(
             video=task_pb2.GeneratedVideo(
-                url=f"{client.base_url}videos/{job_id}/content",
+                url=content_url(client, job_id),
                 mime_type="video/mp4",
                 duration_seconds=seconds,
             ),
@@ -149,6 +153,28 @@ async def _check_content(
         raise BadOutput(
             f"{call.task.provider}: video {job_id} content is not an MP4", request_id=request_id
         )
+
+
+def content_url(client: openai.AsyncOpenAI, job_id: str) -> str:
+    """The content endpoint of job ``job_id`` under the client's base URL (no secret in it)."""
+    return f"{client.base_url}videos/{job_id}/content"
+
+
+def content_job_id(client: openai.AsyncOpenAI, url: str) -> str | None:
+    """The job whose content endpoint ``url`` is, under this client's base URL; None for any
+    other URL (so the account's key is never sent to another host)."""
+    base = str(client.base_url)
+    if not url.startswith(base):
+        return None
+    match = _CONTENT_PATH.fullmatch(url.removeprefix(base))
+    return match.group(1) if match else None
+
+
+async def download(client: openai.AsyncOpenAI, job_id: str) -> AsyncIterator[bytes]:
+    """The job's MP4 in chunks, read with the account's key (``GET /videos/{id}/content``)."""
+    async with client.videos.with_streaming_response.download_content(job_id) as response:
+        async for chunk in response.iter_bytes():
+            yield chunk
 
 
 async def cancel(client: openai.AsyncOpenAI, job_id: str) -> None:
