@@ -232,6 +232,7 @@ async def test_wrong_method_is_405_with_allow(http: httpx.AsyncClient) -> None:
 
 async def test_bad_path_escape_and_bad_metadata_are_400(http: httpx.AsyncClient) -> None:
     _error(await http.get("/api/v1/ai/task/result/%ff"), 400, grpc.StatusCode.INVALID_ARGUMENT)
+    _error(await http.get("/api/v1/ai/task/result/%zz"), 400, grpc.StatusCode.INVALID_ARGUMENT)
     response = await http.get(
         "/api/v1/ai/task/result/t1", headers={"Grpc-Metadata-Grpc-Timeout": "1S"}
     )
@@ -260,7 +261,7 @@ async def test_an_overlong_id_is_400_naming_it_not_a_retryable_error(
 ) -> None:
     # Echoed into a store NOT_FOUND, a 4,000-character id outgrew gRPC's metadata limit and
     # reached clients as 503/429 "Stream removed": an answer that says "retry".
-    body = {} if method == "POST" else None
+    body: dict[str, str] | None = {} if method == "POST" else None
     response = await http.request(method, path, json=body)
     error = _error(response, 400, grpc.StatusCode.INVALID_ARGUMENT)
     assert list(_violations(error)) == [field]

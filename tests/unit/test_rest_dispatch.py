@@ -178,6 +178,65 @@ async def test_grpc_timeout_header_sets_the_deadline(http: httpx.AsyncClient) ->
     assert response.json()["code"] == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
 
 
+@pytest.mark.parametrize("value", ["9999999H", "2562047H", "99999999H"])
+async def test_huge_grpc_timeouts_are_capped_not_an_instant_504(
+    http: httpx.AsyncClient, value: str
+) -> None:
+    # Uncapped, these overflow grpc's deadline arithmetic and the call fails at once.
+    response = await http.get("/api/v1/ai/tasks/t1", headers={"Grpc-Timeout": value})
+    assert response.status_code == 200, response.text
+    assert response.json()["taskId"] == "t1"
+
+
+def _path_violation(response: httpx.Response) -> str:
+    """The description of the 400's one field violation, which must name ``path``."""
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert set(body) == {"code", "message", "details"}
+    assert body["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert response.headers["X-Request-Id"]
+    (bad,) = [d for d in body["details"] if d["@type"].endswith("google.rpc.BadRequest")]
+    (violation,) = bad["fieldViolations"]
+    assert violation["field"] == "path"
+    return str(violation["description"])
+
+
+@pytest.mark.parametrize("escape", ["%zz", "%2", "%", "%g1", "a%zzb"])
+@pytest.mark.parametrize(
+    ("method", "template"),
+    [
+        ("GET", "/api/v1/ai/tasks/{}"),
+        ("GET", "/api/v1/ai/task/result/{}"),
+        ("POST", "/api/v1/ai/task/{}:cancel"),
+        ("DELETE", "/api/v1/providers/p/models/{}"),
+        ("OPTIONS", "/api/v1/ai/tasks/{}"),
+    ],
+)
+async def test_malformed_path_escapes_are_400_naming_the_path(
+    http: httpx.AsyncClient, method: str, template: str, escape: str
+) -> None:
+    # Not a lookup of a resource literally named '%zz' (404), which unquote() would make it.
+    response = await http.request(method, template.format(escape))
+    assert "is not a percent-escape" in _path_violation(response)
+
+
+async def test_non_utf8_path_escapes_are_400_naming_the_path(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/v1/ai/tasks/%ff")
+    assert _path_violation(response) == "percent-escapes must be UTF-8"
+
+
+async def test_bin_metadata_that_is_not_base64_is_400_naming_the_header(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.get("/api/v1/ai/tasks/t1", headers={"Grpc-Metadata-Foo-Bin": "!!!"})
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert body["details"][0]["fieldViolations"] == [
+        {"field": "grpc-metadata-foo-bin", "description": "'!!!' is not base64 (standard alphabet)"}
+    ]
+
+
 async def test_oversized_body_is_413(http: httpx.AsyncClient) -> None:
     response = await http.post("/api/v1/ai/text/task", json={"text": {"prompt": "x" * 2000}})
     assert response.status_code == 413

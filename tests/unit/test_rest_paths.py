@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from genhub.gateway.rest.bindings import load_bindings
-from genhub.gateway.rest.paths import PathTemplate, TemplateError
+from genhub.gateway.rest.paths import MalformedEscapeError, PathTemplate, TemplateError
 
 
 def test_simple_variable_matches_one_segment() -> None:
@@ -22,6 +22,15 @@ def test_values_are_percent_decoded() -> None:
     assert template.match("/users/%E7%8C%AB") == {"user_id": "猫"}
     with pytest.raises(UnicodeDecodeError):
         template.match("/users/%ff")
+
+
+@pytest.mark.parametrize("value", ["%zz", "%2", "%", "a%g1", "%%41", "a%2Fb%2"])
+def test_malformed_percent_escapes_are_refused_not_kept(value: str) -> None:
+    # unquote() keeps a malformed escape as text, which would look up a task named '%zz'.
+    with pytest.raises(MalformedEscapeError, match="is not a percent-escape"):
+        PathTemplate.parse("/users/{user_id}").match(f"/users/{value}")
+    with pytest.raises(MalformedEscapeError):
+        PathTemplate.parse("/files/{name=**}").match(f"/files/a/{value}")
 
 
 def test_verb_suffix() -> None:

@@ -65,6 +65,11 @@ def refused(binding: Binding, body: bytes, params: list[tuple[str, str]] = ()) -
     return error
 
 
+def _digits(template: str, count: int) -> str:
+    """``template`` with ``<n>`` replaced by an integer literal of ``count`` digits."""
+    return template.replace("<n>", "1" + "0" * (count - 1))
+
+
 def _reference(text: str) -> Message:
     return json_format.Parse(text, AllTypes(), ignore_unknown_fields=False)
 
@@ -90,6 +95,8 @@ ACCEPTED = [
     '{"optionalDouble": 1.7976931348623157e308, "optionalFloat": 3.4028234663852886e38}',
     '{"optionalDouble": "1.5", "optionalFloat": -0}',
     '{"optionalDouble": 5}',
+    # The longest integer literal still converted: 309 digits, within a double's range.
+    _digits('{"optionalDouble": <n>, "optionalValue": -<n>}', 309),
     # Booleans, strings (a surrogate pair is one character), bytes in either base64 alphabet.
     '{"optionalBool": true, "repeatedBool": [false, true]}',
     '{"optionalString": "\\ud83d\\ude00 caf\\u00e9"}',
@@ -177,6 +184,18 @@ REFUSED = [
     ('{"optionalUint64": "18446744073709551616"}', "optionalUint64"),
     ('{"optionalUint64": -1}', "optionalUint64"),
     ('{"repeatedInt32": [1, 2.5]}', "repeatedInt32[1]"),
+    # Integer literals of more digits than Python converts (4300) or any number type holds.
+    (_digits('{"optionalInt32": <n>}', 5001), "optionalInt32"),
+    (_digits('{"optionalUint64": -<n>}', 5001), "optionalUint64"),
+    (_digits('{"optionalInt64Wrapper": <n>}', 310), "optionalInt64Wrapper"),
+    (_digits('{"repeatedInt64": [1, <n>]}', 5001), "repeatedInt64[1]"),
+    (_digits('{"mapStringInt64": {"k": <n>}}', 5001), "mapStringInt64[k]"),
+    (_digits('{"optionalColor": <n>}', 5001), "optionalColor"),
+    (_digits('{"optionalDouble": <n>}', 310), "optionalDouble"),
+    (_digits('{"optionalFloat": <n>}', 5001), "optionalFloat"),
+    (_digits('{"optionalStruct": {"a": <n>}}', 5001), "optionalStruct.a"),
+    (_digits('{"optionalValue": [<n>]}', 5001), "optionalValue[0]"),
+    (_digits('{"optionalString": <n>}', 5001), "optionalString"),
     # Floating point: beyond float/double range, non-finite tokens, other spellings, booleans.
     ('{"optionalFloat": 3.502823e+38}', "optionalFloat"),
     ('{"optionalFloat": "-3.502823e+38"}', "optionalFloat"),
@@ -304,6 +323,20 @@ def test_refused_bodies_name_the_field(text: str, field: str) -> None:
 )
 def test_bodies_that_are_not_a_json_object_name_the_body(raw: bytes) -> None:
     assert list(violations(refused(BODY, raw))) == ["body"]
+
+
+def test_huge_integer_literals_are_out_of_range_not_invalid_json() -> None:
+    # Python refuses to convert more than 4300 digits; the refusal must still name the field
+    # and say what is wrong in the API's terms, not Python's (sys.set_int_max_str_digits).
+    body = _digits('{"child": {"optionalInt32": <n>}}', 5000).encode()
+    found = violations(refused(BODY, body))
+    assert found == {
+        "child.optionalInt32": (
+            "100000000000… (5000 digits) is out of range (-2147483648 to 2147483647)"
+        )
+    }
+    found = violations(refused(BODY, _digits("<n>", 5000).encode()))
+    assert found == {"body": "must be a JSON object, not 100000000000… (5000 digits)"}
 
 
 def test_every_violation_is_reported_at_once() -> None:

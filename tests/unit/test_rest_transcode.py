@@ -338,6 +338,47 @@ def test_grpc_timeout_header() -> None:
         rest_headers.timeout_seconds(_headers(grpc_timeout="soon"))
 
 
+@pytest.mark.parametrize(
+    "value", ["24H", "1441M", "9999999H", "2562047H", "99999999H", "99999999S"]
+)
+def test_grpc_timeouts_beyond_the_maximum_are_capped(value: str) -> None:
+    # Eight digits of hours overflow grpc's deadline arithmetic (a call failing at once with
+    # DEADLINE_EXCEEDED); such values mean "no hurry" and get the maximum.
+    seconds = rest_headers.timeout_seconds(_headers(grpc_timeout=value))
+    assert seconds == rest_headers.MAX_TIMEOUT_SECONDS == 24 * 3600
+    assert rest_headers.timeout_seconds(_headers(grpc_timeout="1439M")) == 1439 * 60
+
+
+@pytest.mark.parametrize("value", ["!!!", "AQI*", "A", "AQ=I", "AQI===", "====", "-_8=", "AQ I"])
+def test_bin_metadata_that_is_not_base64_is_refused(value: str) -> None:
+    # b64decode alone drops characters outside the alphabet: "!!!" would travel as b"".
+    with pytest.raises(RestError) as raised:
+        rest_headers.outgoing_metadata(_headers(grpc_metadata_foo_bin=value), "r", None)
+    assert raised.value.http_status == 400
+    assert list(_bad_request(raised.value)) == ["grpc-metadata-foo-bin"]
+    assert "is not base64" in raised.value.status.message
+
+
+@pytest.mark.parametrize(
+    ("value", "decoded"),
+    [("", b""), ("AQI", b"\x01\x02"), ("AQI=", b"\x01\x02"), ("+/8=", b"\xfb\xff")],
+)
+def test_bin_metadata_is_base64_padded_or_not(value: str, decoded: bytes) -> None:
+    metadata = rest_headers.outgoing_metadata(_headers(grpc_metadata_foo_bin=value), "r", None)
+    assert metadata[-1] == ("foo-bin", decoded)
+
+
+def test_a_huge_integer_literal_is_out_of_range_naming_the_field() -> None:
+    # 5000 digits: more than Python converts (4300). Refused as any out-of-range number is,
+    # not as invalid JSON naming the body with Python's own advice.
+    body = b'{"text": {"maxTokens": 1%s}}' % (b"0" * 4999)
+    error = _raises(BINDINGS["TaskService_CreateTextTask"], {}, [], body)
+    assert _bad_request(error) == {
+        "text.maxTokens": "100000000000… (5000 digits) is out of range (-2147483648 to 2147483647)"
+    }
+    assert "set_int_max_str_digits" not in error.status.message
+
+
 def test_usable_request_ids() -> None:
     assert rest_headers.usable_request_id("abc-123")
     assert not rest_headers.usable_request_id("")

@@ -3,7 +3,9 @@ codings undone, and every size limit applied before and after decoding.
 
 * ``Content-Type`` must be ``application/json`` (parameters other than ``charset`` ignored;
   ``charset`` if given must be ``utf-8``, the only encoding RFC 8259 allows between systems).
-  Absent, the content is taken to be JSON. Anything else is ``415``.
+  Absent, the content is taken to be JSON. Anything else is ``415``. Given more than once, it is
+  ``400``: Content-Type is a singleton field (RFC 9110 section 5.3 forbids sending it twice), so
+  such a request is malformed rather than in a format this server does not support.
 * ``Content-Encoding``: ``gzip`` (``x-gzip``), ``deflate`` (the zlib format, RFC 9110 section
   8.4.1.2) and ``identity``, applied in the order listed; any other is ``415`` with an
   ``Accept-Encoding`` header naming these.
@@ -69,13 +71,22 @@ async def read(request: Request, limit: int) -> bytes:
 
 
 def check_media_type(headers: Headers, method: str) -> None:
-    """``RestError`` 415 unless the content is JSON in UTF-8 (or has no ``Content-Type``)."""
+    """``RestError`` 415 unless the content is JSON in UTF-8 (or has no ``Content-Type``); 400
+    when ``Content-Type`` is given more than once."""
     given = headers.getlist("content-type")
     if not given:
         return
+    if len(given) > 1:
+        # Naming one of the values as "not accepted" would mislead when one is JSON: the
+        # request is wrong for repeating the header, whatever the values.
+        raise RestError.bad_request(
+            "Content-Type",
+            f"is given {len(given)} times; send it once: {JSON_MEDIA_TYPE}",
+            headers=_CLOSE,
+        )
     media_type, _, parameters = given[0].partition(";")
     charset = _parameters(parameters).get("charset", "utf-8").lower()
-    if len(given) == 1 and media_type.strip().lower() == JSON_MEDIA_TYPE and charset == "utf-8":
+    if media_type.strip().lower() == JSON_MEDIA_TYPE and charset == "utf-8":
         return
     advertised = {"POST": "Accept-Post", "PATCH": "Accept-Patch"}.get(method)
     raise RestError.bad_request(

@@ -26,6 +26,16 @@ _VALUE = re.compile(r"^[\x20-\x7e]*$")
 _RESERVED = frozenset({"content-type", "te", "user-agent", "host", "connection", "trailer"})
 _TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+# The longest deadline a Grpc-Timeout sets. Eight digits of hours (the most the gRPC wire format
+# allows) is about 11,000 years; grpc's deadline arithmetic (now + timeout, in int64
+# nanoseconds) overflows from about 2,000,000H and the call then fails at once with
+# DEADLINE_EXCEEDED. Larger values are capped, as gRPC core saturates a timeout it cannot hold
+# rather than refusing it; a day is far beyond anything GenHub serves (a task's `wait` is at
+# most 60 s), so the cap only ever replaces "effectively forever".
+MAX_TIMEOUT_SECONDS = 24 * 3600.0
+# Standard base64 alphabet, padding optional, as grpc-gateway decodes -bin headers (Go's
+# StdEncoding, or RawStdEncoding when the length is not a multiple of 4).
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
@@ -52,10 +62,7 @@ def outgoing_metadata(
         if key == REQUEST_ID_HEADER:
             continue  # the request id travels once, as decided above
         if key.endswith("-bin"):
-            try:
-                metadata.append((key, base64.b64decode(value + "=" * (-len(value) % 4))))
-            except (binascii.Error, ValueError):
-                raise RestError.bad_request(name, "a -bin value must be base64") from None
+            metadata.append((key, _binary(name, value)))
         else:
             metadata.append((key, _ascii(name, value)))
     if client_host:
@@ -73,15 +80,28 @@ def _ascii(name: str, value: str) -> str:
     return value
 
 
+def _binary(name: str, value: str) -> bytes:
+    """A ``-bin`` header's value decoded from base64; ``RestError`` (400) naming ``name``
+    otherwise. ``b64decode`` on its own skips characters outside the alphabet, so ``!!!``
+    would pass as empty bytes: the value is checked against the alphabet first."""
+    if _BASE64.match(value) and len(value.rstrip("=")) % 4 != 1:
+        try:
+            return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            pass  # misplaced padding ("QQQ==")
+    raise RestError.bad_request(name, f"{value[:40]!r} is not base64 (standard alphabet)")
+
+
 def timeout_seconds(headers: Headers) -> float | None:
-    """The deadline a ``Grpc-Timeout`` header asks for (``10S``, ``500m``), or None."""
+    """The deadline a ``Grpc-Timeout`` header asks for (``10S``, ``500m``), at most
+    ``MAX_TIMEOUT_SECONDS``; None without the header."""
     raw = headers.get(TIMEOUT_HEADER)
     if raw is None:
         return None
     found = _TIMEOUT.match(raw.strip())
     if found is None:
         raise RestError.bad_request("Grpc-Timeout", "must be digits and a unit: H M S m u n")
-    return int(found.group(1)) * _TIMEOUT_UNITS[found.group(2)]
+    return min(int(found.group(1)) * _TIMEOUT_UNITS[found.group(2)], MAX_TIMEOUT_SECONDS)
 
 
 def response_headers(metadata: Iterable[tuple[str, Any]] | None) -> dict[str, str]:

@@ -19,10 +19,17 @@ from urllib.parse import quote, unquote
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _LITERAL = re.compile(r"[^/{}*=:]+$")
 _ENCODED_SLASH = re.compile(r"%2[fF]")
+# A '%' that does not start '%' HEXDIG HEXDIG (RFC 3986 section 2.1). ``unquote`` would keep it
+# as a literal '%', so '/tasks/%zz' would look up a task named '%zz' instead of being refused.
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class TemplateError(ValueError):
     """A path template that does not follow the ``google.api.http`` grammar."""
+
+
+class MalformedEscapeError(ValueError):
+    """A path value with a ``%`` that is not followed by two hex digits."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,8 @@ class PathTemplate:
         """Field path -> decoded value when ``raw_path`` (still percent-encoded) matches.
 
         Single-segment values are fully decoded; multi-segment values keep ``%2F`` encoded, as
-        the ``google.api.http`` rules require. ``UnicodeDecodeError`` for non-UTF-8 escapes.
+        the ``google.api.http`` rules require. ``UnicodeDecodeError`` for non-UTF-8 escapes,
+        ``MalformedEscapeError`` for a ``%`` not followed by two hex digits (``%zz``, ``%2``).
         """
         found = self._regex.match(raw_path)
         if found is None:
@@ -97,10 +105,10 @@ class PathTemplate:
             raw = found.group(f"v{index}")
             if variable.multi_segment:
                 values[variable.field_path] = "%2F".join(
-                    unquote(piece, errors="strict") for piece in _ENCODED_SLASH.split(raw)
+                    _decode(piece) for piece in _ENCODED_SLASH.split(raw)
                 )
             else:
-                values[variable.field_path] = unquote(raw, errors="strict")
+                values[variable.field_path] = _decode(raw)
         return values
 
     def expand(self, values: dict[str, str]) -> str:
@@ -129,6 +137,16 @@ class PathTemplate:
         """The template with variable names erased: templates of equal shape match the same
         paths, which OpenAPI counts as one path."""
         return (*("{}" if isinstance(p, Variable) else p for p in self.parts), self.verb)
+
+
+def _decode(raw: str) -> str:
+    """``raw`` percent-decoded; a malformed escape, which ``unquote`` would keep as text, raises
+    ``MalformedEscapeError`` and a non-UTF-8 one ``UnicodeDecodeError``."""
+    bad = _BAD_ESCAPE.search(raw)
+    if bad is not None:
+        escape = raw[bad.start() : bad.start() + 3]
+        raise MalformedEscapeError(f"{escape!r} is not a percent-escape ('%' and two hex digits)")
+    return unquote(raw, errors="strict")
 
 
 def _split_verb(template: str) -> tuple[str, str]:

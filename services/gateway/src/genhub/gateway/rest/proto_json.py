@@ -16,7 +16,8 @@ Rules, by field kind:
 * repeated: an array without nulls; map: an object whose keys parse as the key type
   (decimal integers, ``true``/``false``) and whose values are not null.
 * integers: a JSON number or a string holding one (``"12"``, ``"1e3"``), whole and within the
-  type's range (int32, uint32, int64, uint64); never ``true``/``false``.
+  type's range (int32, uint32, int64, uint64); never ``true``/``false``. A literal too long to
+  convert (``strict_json.HugeInteger``) is out of range for every number kind.
 * float/double: a finite number within range, a string holding one, or ``"NaN"``,
   ``"Infinity"``, ``"-Infinity"``.
 * enum: a known value name, or a whole number within int32 that is a known value.
@@ -42,7 +43,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 
 from genhub.common.errors import FieldViolation
 from genhub.gateway.rest import fields
-from genhub.gateway.rest.strict_json import JsonObject, NonFinite
+from genhub.gateway.rest.strict_json import HugeInteger, JsonObject, NonFinite
 
 MAX_VIOLATIONS = 20
 _T = FieldDescriptor
@@ -122,6 +123,8 @@ def _kind(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, NonFinite):
         return value.token
+    if isinstance(value, HugeInteger):
+        return f"{value.token[:12]}… ({value.digits} digits)"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, dict):
@@ -272,10 +275,11 @@ class _Walk:
             self.add(path, "has an unpaired surrogate (\\ud800-\\udfff); it is not Unicode text")
 
     def integer(self, value: Any, low: int, high: int, path: str) -> None:
-        number = _whole(value)
+        # A literal of more digits than any number type holds is out of range, whatever the type.
+        number = None if isinstance(value, HugeInteger) else _whole(value)
         if isinstance(number, str):
             self.add(path, number)
-        elif not low <= number <= high:
+        elif number is None or not low <= number <= high:
             self.add(path, f"{echo(value)} is out of range ({low} to {high})")
 
     def floating(self, value: Any, single: bool, path: str) -> None:
@@ -285,16 +289,19 @@ class _Walk:
             quoted = f'"{value.token}"'
             self.add(path, f"{value.token} is not JSON; proto3 JSON writes it as {quoted}")
             return
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        if isinstance(value, HugeInteger):
+            number = math.inf  # more digits than the largest double has
+        elif isinstance(value, bool) or not isinstance(value, (int, float, str)):
             self.add(path, f"must be a number, not {echo(value)}")
             return
-        if isinstance(value, str) and not _NUMBER.fullmatch(value):
+        elif isinstance(value, str) and not _NUMBER.fullmatch(value):
             self.add(path, f'must be a number (or "NaN", "Infinity"), not {echo(value)}')
             return
-        try:
-            number = float(value)
-        except OverflowError:
-            number = math.inf
+        else:
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
         if not math.isfinite(number) or (single and abs(number) > _FLOAT_MAX):
             kind = "a float" if single else "a double"
             self.add(path, f"{echo(value)} is out of range for {kind}")
@@ -305,6 +312,9 @@ class _Walk:
         if isinstance(value, str):
             if value not in _enum_names(enum):
                 self.add(path, f"{echo(value)} is not a {enum.name}: {_names(enum)}")
+            return
+        if isinstance(value, HugeInteger):
+            self.add(path, f"{echo(value)} is out of range for an enum (int32)")
             return
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.add(path, f"must be a {enum.name} name or number, not {echo(value)}")
@@ -416,7 +426,7 @@ def _value(walk: _Walk, message: Descriptor, value: Any, path: str) -> None:
         _list_value(walk, message, value, path)
     elif isinstance(value, str):
         walk.text(value, path)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif isinstance(value, (int, float, HugeInteger)) and not isinstance(value, bool):
         walk.floating(value, False, path)
     elif value is not None and not isinstance(value, bool):
         walk.add(path, f"{echo(value)} is not a JSON value")

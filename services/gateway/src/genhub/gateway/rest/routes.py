@@ -27,7 +27,7 @@ from genhub.gateway.rest.headers import (
     response_headers,
     timeout_seconds,
 )
-from genhub.gateway.rest.paths import PathTemplate
+from genhub.gateway.rest.paths import MalformedEscapeError, PathTemplate
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_FIELD = "idempotency_key"
@@ -80,6 +80,13 @@ def _raw_path(scope: Scope) -> str:
     if isinstance(raw, bytes):
         return raw.decode("latin-1").split("?", 1)[0]
     return quote(str(scope["path"]))
+
+
+def _bad_path(exc: UnicodeDecodeError | MalformedEscapeError) -> RestError:
+    """The 400 for a path value that does not percent-decode, naming ``path``."""
+    if isinstance(exc, UnicodeDecodeError):
+        return RestError.bad_request("path", "percent-escapes must be UTF-8")
+    return RestError.bad_request("path", str(exc))
 
 
 async def _nothing() -> AsyncIterator[bytes]:
@@ -156,8 +163,8 @@ class Dispatcher:
         for binding in self._bindings:
             try:
                 values = binding.template.match(raw_path)
-            except UnicodeDecodeError:
-                raise RestError.bad_request("path", "percent-escapes must be UTF-8") from None
+            except (UnicodeDecodeError, MalformedEscapeError) as exc:
+                raise _bad_path(exc) from None
             if values is None:
                 continue
             if binding.http_method == wanted:
@@ -183,8 +190,8 @@ class Dispatcher:
                 try:
                     if binding.template.match(raw_path) is not None:
                         methods.add(binding.http_method)
-                except UnicodeDecodeError:
-                    raise RestError.bad_request("path", "percent-escapes must be UTF-8") from None
+                except (UnicodeDecodeError, MalformedEscapeError) as exc:
+                    raise _bad_path(exc) from None
             if not methods:
                 raise RestError(grpc.StatusCode.NOT_FOUND, "Not Found", status=404)
         headers = {"Allow": allow_header(methods), "Accept-Encoding": body.ACCEPT_ENCODING}

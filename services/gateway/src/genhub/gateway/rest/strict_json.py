@@ -4,7 +4,9 @@ tokens, nesting bounded, and duplicate object keys kept visible instead of silen
 Python's ``json`` module keeps the last of two equal keys and reads ``NaN``; proto3 JSON (and
 the protobuf conformance suite) refuses both. Rather than failing at once without a location,
 the reader marks them (``JsonObject.duplicates``, ``NonFinite``) so that the descriptor walk in
-``proto_json`` can name the field they sit in.
+``proto_json`` can name the field they sit in. Integer literals too long for any proto3 number
+are marked the same way (``HugeInteger``): Python refuses to convert more than 4300 digits, which
+would otherwise fail the whole body with an error about Python's own settings.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from typing import Any
 # fewer than ten levels; 32 keeps json_format's own limit (100 nested messages, and a JSON
 # level inside a Struct costs two) out of reach.
 MAX_DEPTH = 32
+# The most digits an integer literal can have and still be in range of some proto3 number
+# kind: the largest double, about 1.8e308, has 309. A longer literal is out of range for every
+# field, so it is never converted (converting is quadratic in the digits, and Python refuses
+# more than 4300).
+MAX_INTEGER_DIGITS = 309
 
 
 class JsonObject(dict[str, Any]):
@@ -31,6 +38,18 @@ class NonFinite:
     """Where the body had a ``NaN``, ``Infinity`` or ``-Infinity`` token (not JSON)."""
 
     token: str
+
+
+@dataclass(frozen=True)
+class HugeInteger:
+    """Where the body had an integer literal of more than ``MAX_INTEGER_DIGITS`` digits."""
+
+    token: str
+
+    @property
+    def digits(self) -> int:
+        """How many digits the literal has (its sign aside)."""
+        return len(self.token.lstrip("-"))
 
 
 class JsonSyntaxError(ValueError):
@@ -49,8 +68,15 @@ def _object(pairs: Iterable[tuple[str, Any]]) -> JsonObject:
     return made
 
 
+def _integer(token: str) -> int | HugeInteger:
+    if len(token.lstrip("-")) > MAX_INTEGER_DIGITS:
+        return HugeInteger(token)
+    return int(token)
+
+
 def loads(raw: bytes) -> Any:
-    """``raw`` as a JSON value: objects are ``JsonObject``, non-finite tokens ``NonFinite``.
+    """``raw`` as a JSON value: objects are ``JsonObject``, non-finite tokens ``NonFinite``,
+    integer literals longer than ``MAX_INTEGER_DIGITS`` ``HugeInteger``.
 
     Raises ``JsonSyntaxError`` for bytes that are not UTF-8 (RFC 8259 section 8.1; a byte order
     mark is refused too), for malformed JSON, and for nesting deeper than ``MAX_DEPTH``.
@@ -60,7 +86,9 @@ def loads(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise JsonSyntaxError(f"is not UTF-8 (byte {exc.start} is invalid)") from None
     try:
-        value = json.loads(text, object_pairs_hook=_object, parse_constant=NonFinite)
+        value = json.loads(
+            text, object_pairs_hook=_object, parse_constant=NonFinite, parse_int=_integer
+        )
     except RecursionError:
         raise JsonSyntaxError(f"is nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
