@@ -16,7 +16,7 @@ from genhub.common.provider_client import ProviderStoreClient
 from genhub.common.secrets import SecretBox, mask
 from genhub.common.store_client import TaskStoreClient
 from genhub.gateway.catalogue import Catalogue
-from genhub.gateway.validation import MAX_ID_CHARS, Violations
+from genhub.gateway.validation import Violations, require_id
 from genhub.store.v1 import provider_store_pb2
 from genhub.v1 import provider_pb2, provider_service_pb2, provider_service_pb2_grpc, task_pb2
 
@@ -67,7 +67,7 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
         self._box = box
 
     async def _known(self, name: str, field: str) -> provider_pb2.Provider:
-        _require_name(name, field)
+        require_id(field, name)
         for provider in await self._store.list_providers():
             if provider.name == name:
                 return provider
@@ -244,7 +244,7 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
         self, request: provider_service_pb2.GetProviderConfigRequest, context: Context
     ) -> provider_service_pb2.GetProviderConfigResponse:
         """A stored configuration, masked."""
-        _require_name(request.provider, "provider")
+        require_id("provider", request.provider)
         stored = await self._providers.get_config(request.provider)
         return provider_service_pb2.GetProviderConfigResponse(config=masked(stored))
 
@@ -260,7 +260,7 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
         self, request: provider_service_pb2.DeleteProviderConfigRequest, context: Context
     ) -> provider_service_pb2.DeleteProviderConfigResponse:
         """Remove a stored configuration; deployment defaults apply again."""
-        _require_name(request.provider, "provider")
+        require_id("provider", request.provider)
         await self._providers.delete_config(request.provider)
         return provider_service_pb2.DeleteProviderConfigResponse()
 
@@ -349,12 +349,3 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
                     continue
                 dirty = True
         return fresh if dirty else None
-
-
-def _require_name(name: str, field: str) -> None:
-    """A provider name is given and of a sane length; a 5,000-character name echoed into a
-    store NOT_FOUND would outgrow gRPC's metadata limit and reach clients as a 429."""
-    if not name:
-        raise InvalidArgument.one(field, "is required")
-    if len(name) > MAX_ID_CHARS:
-        raise InvalidArgument.one(field, f"is longer than {MAX_ID_CHARS} characters")

@@ -342,12 +342,5 @@ def _check_page(
 
 
 def _require_task_id(task_id: str) -> None:
-    if not task_id:
-        raise InvalidArgument.one("task_id", "is required")
-    if len(task_id) > validation.MAX_ID_CHARS:
-        # Refused here, not echoed into a store NOT_FOUND whose message would outgrow gRPC's
-        # metadata limit (clients saw 503/429 "Stream removed" for 4,000-character ids).
-        raise InvalidArgument.one(
-            "task_id", f"is longer than {validation.MAX_ID_CHARS} characters (ids are 26)"
-        )
+    validation.require_id("task_id", task_id, " (ids are 26)")
     glog.task_id.set(task_id)

@@ -170,6 +170,17 @@ async def check_remote_urls(
             v.add(path, f"{exc.reason}; only public addresses are allowed")
 
 
+def require_id(field: str, value: str, hint: str = "") -> None:
+    """An id or name the request addresses (a path value): given, and at most
+    ``MAX_ID_CHARS`` long. Raises InvalidArgument naming ``field``. Checked here rather than
+    echoed into a store NOT_FOUND, whose message for a 4,000-character id outgrew gRPC's
+    metadata limit and reached clients as a retryable 503/429 ("Stream removed")."""
+    if not value:
+        raise InvalidArgument.one(field, "is required")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidArgument.one(field, f"is longer than {MAX_ID_CHARS} characters{hint}")
+
+
 def check_common(
     v: Violations,
     *,
